@@ -1,0 +1,3 @@
+from relay_cli.cli import main
+
+main()
