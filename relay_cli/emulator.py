@@ -1,0 +1,691 @@
+"""A local RELAY server: the far end of the protocol, for demos, benchmarks and tests of the client.
+
+It speaks the server side of PROTOCOL.md over real WebSockets: authentication, sessions that survive a dropped
+socket and are resumed with ``protocol`` + ``authorization_state``, ACK tracking with redelivery on resume,
+server pings, seeded demo traffic or a recording, and faults a test can inject at will (an abrupt drop, a
+``signalwire.disconnect``, raw frames, a half-open socket). Frames are built and classified by
+:mod:`relay_cli.protocol` only, so client and emulator cannot drift apart on the wire format.
+
+Nothing here prints: status lines go to the ``log`` callback, never with a secret in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import os
+import ssl as _ssl
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from relay_cli.demo import DemoTraffic
+from relay_cli.protocol import (
+    AUTH_FAILED,
+    BAD_AUTH_STATE,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    FrameError,
+    Kind,
+    classify,
+    error,
+    event_frame,
+    make_protocol,
+    new_id,
+    redact,
+    request,
+    result,
+)
+
+__all__ = ["MAX_FRAME", "MAX_UNACKED", "SESSION_TTL", "Emulator", "EmulatorStats"]
+
+MAX_FRAME = 10 * 2**20
+"""Largest frame accepted, as the official SDK does."""
+MAX_UNACKED = 10_000
+"""Un-ACKed events kept per session for redelivery; beyond it the oldest are forgotten."""
+SESSION_TTL = 300.0
+"""Seconds a session stays resumable after its socket went away."""
+DISCONNECT_GRACE = 2.0
+"""Seconds ``send_disconnect`` waits for the client's reply before closing anyway."""
+
+INVALID_REQUEST = -32600
+AUTH_MESSAGE = "Authentication service failed with status ProtocolError, 401 Unauthorized: {}"
+RECEIVE_MESSAGE = "Receiving all inbound related to the requested relay contexts and available scopes"
+UNRECEIVE_MESSAGE = "No longer receiving inbound related to the requested relay contexts"
+SCOPES = ("calling", "messaging", "tasking")
+# Events sent back to back before the pump lets the reader handle ACKs, when rate is 0.
+_BURST = 64
+
+
+@dataclass
+class EmulatorStats:
+    """Counters over the emulator's lifetime, for tests and benchmarks.
+
+    ``events_sent`` counts demo, replayed and pushed events once each (not the ``authorization.state`` events,
+    not redeliveries, which ``events_redelivered`` counts); ``events_acked`` counts ACKs of those.
+    """
+
+    connections: int = 0
+    sessions_created: int = 0
+    sessions_resumed: int = 0
+    auth_failures: int = 0
+    events_sent: int = 0
+    events_acked: int = 0
+    events_redelivered: int = 0
+    pings_sent: int = 0
+    pings_answered: int = 0
+
+
+class _Gone(Exception):
+    """The connection closed while waiting for ``thaw()``."""
+
+
+class _Session:
+    """What outlives a socket: the protocol string, contexts, event stream and the events not yet ACKed."""
+
+    def __init__(self, protocol: str, project: str, index: int) -> None:
+        self.protocol = protocol
+        self.project = project
+        self.index = index
+        self.sessionid = str(uuid.uuid4())
+        self.contexts: list[str] = []
+        self.source: Iterator[dict[str, Any]] | None = None
+        self.generation = 0
+        self.authorization_state = ""
+        self.sent = 0
+        self.unacked: OrderedDict[str, bytes] = OrderedDict()
+        self.forgotten = 0
+        self.conn: _Conn | None = None
+        self.detached_at: float | None = None
+
+
+class _Conn:
+    """One socket and the tasks feeding it."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.session: _Session | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.pings: dict[str, float] = {}
+        self.disconnect_id: str | None = None
+        self.disconnect_replied = asyncio.Event()
+        self.done = asyncio.Event()
+        address = ws.remote_address
+        self.peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "client"
+
+
+class Emulator:
+    """A RELAY server on ``host:port`` (port 0 picks a free one; read :attr:`url` after :meth:`start`).
+
+    With ``project``/``token`` set only those credentials are accepted and JWTs are refused; without them
+    any non-empty pair, or any non-empty JWT, is. Each session gets demo traffic at ``rate`` events per second
+    (0: as fast as the socket drains), or the ``replay`` payloads instead, at most ``events`` per session.
+
+    A ``replay`` that is a sequence is replayed from its start to every new session; any other iterable is
+    consumed once, shared by all sessions. Replayed payloads without an ``event_channel`` get the session's.
+    Redelivered events keep their original frame id, so a client can recognise duplicates.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl: _ssl.SSLContext | None = None,
+        project: str | None = None,
+        token: str | None = None,
+        rate: float = 5.0,
+        events: int | None = None,
+        demo: bool = True,
+        ping_interval: float = 20.0,
+        seed: int | None = None,
+        replay: Iterable[dict[str, Any]] | None = None,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        if rate < 0:
+            raise ValueError("rate must not be negative")
+        if events is not None and events < 0:
+            raise ValueError("events must not be negative")
+        if ping_interval < 0:
+            raise ValueError("ping_interval must not be negative")
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self.project = project
+        self.token = token
+        self.rate = rate
+        self.events = events
+        self.demo = demo
+        self.ping_interval = ping_interval
+        self.seed = seed
+        self.log = log
+        self.stats = EmulatorStats()
+        self.url = ""
+        self._replay_list: Sequence[dict[str, Any]] | None = None
+        self._replay_iter: Iterator[dict[str, Any]] | None = None
+        if isinstance(replay, Sequence):
+            self._replay_list = replay
+        elif replay is not None:
+            self._replay_iter = iter(replay)
+        self._replaying = replay is not None
+        self._server: Server | None = None
+        self._conns: set[_Conn] = set()
+        self._sessions: dict[str, _Session] = {}
+        self._live = asyncio.Event()
+        self._live.set()
+        self._connected = 0
+        self._connected_changed = asyncio.Condition()
+        self._node_id = str(uuid.uuid4())
+        self._space_id = str(uuid.uuid4())
+        self._jwt_project = project or str(uuid.uuid4())
+        # Frame ids are UUID-shaped as in the SDKs; a counter under a random prefix is cheaper than uuid4().
+        self._id_prefix = str(uuid.uuid4())[:24]
+        self._id_counter = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen; :attr:`url` is valid afterwards."""
+        if self._server is not None:
+            return
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            ssl=self.ssl,
+            max_size=MAX_FRAME,
+            ping_interval=None,
+            close_timeout=DISCONNECT_GRACE,
+            max_queue=64,
+            compression=None,
+        )
+        port = self._server.sockets[0].getsockname()[1]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"{'wss' if self.ssl else 'ws'}://{host}:{port}"
+        self.log(f"emulator listening on {self.url}")
+
+    async def close(self) -> None:
+        """Stop listening and close every connection (close code 1001)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        await server.wait_closed()
+        self.log("emulator closed")
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def wait_for_connections(self, n: int, timeout: float = 5.0) -> None:
+        """Wait until ``n`` ``signalwire.connect`` have succeeded in all; TimeoutError if not in time."""
+        async with asyncio.timeout(timeout), self._connected_changed:
+            await self._connected_changed.wait_for(lambda: self._connected >= n)
+
+    # -- fault injection -----------------------------------------------------------------------------------
+
+    async def drop(self) -> None:
+        """Abort every connection without a close frame, as a network failure would; sessions survive."""
+        conns = list(self._conns)
+        for conn in conns:
+            conn.ws.transport.abort()
+        await self._wait_done(conns)
+        if conns:
+            self.log(f"dropped {len(conns)} connection(s)")
+
+    async def send_disconnect(self, restart: bool = False) -> None:
+        """Ask every client to reconnect (``restart``: fresh session), closing each socket after its reply."""
+        conns = [c for c in self._conns if c.session is not None]
+        await asyncio.gather(*(self._disconnect(c, restart) for c in conns))
+
+    async def inject(self, raw: str | bytes) -> None:
+        """Send ``raw`` as one text frame to every open connection, unchecked: for malformed-input tests."""
+        await asyncio.gather(*(self._send_quietly(c, raw) for c in list(self._conns)))
+
+    async def push(self, payload: dict[str, Any]) -> str:
+        """Send one ``signalwire.event`` to every session; tracked for ACK and redelivery like demo events."""
+        frame_id = self._next_id()
+        data = orjson.dumps(event_frame(payload, frame_id))
+        conns = [c for c in self._conns if c.session is not None]
+        for conn in conns:
+            assert conn.session is not None
+            self._track(conn.session, frame_id, data)
+        self.stats.events_sent += len(conns)
+        await asyncio.gather(*(self._send_quietly(c, data) for c in conns))
+        return frame_id
+
+    def freeze(self) -> None:
+        """Behave like a half-open socket: connections stay up but nothing is sent or answered until thaw().
+
+        Sends started while frozen (including ``push`` and ``inject``) wait for thaw() or the socket's close.
+        """
+        self._live.clear()
+        self.log("frozen")
+
+    def thaw(self) -> None:
+        self._live.set()
+        self.log("thawed")
+
+    # -- connection handling -------------------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = _Conn(ws)
+        self._conns.add(conn)
+        self.stats.connections += 1
+        self.log(f"{conn.peer} connected")
+        try:
+            await self._serve(conn)
+        except (ConnectionClosed, _Gone):
+            pass
+        except Exception as exc:
+            self.log(f"{conn.peer}: internal error, closing: {exc!r}")
+            ws.transport.abort()
+        finally:
+            self._conns.discard(conn)
+            for task in conn.tasks:
+                task.cancel()
+            await asyncio.gather(*conn.tasks, return_exceptions=True)
+            session = conn.session
+            if session is not None and session.conn is conn:
+                session.conn = None
+                session.detached_at = time.monotonic()
+            conn.done.set()
+            self.log(f"{conn.peer} disconnected")
+
+    async def _serve(self, conn: _Conn) -> None:
+        ws = conn.ws
+        first = await ws.recv()
+        await self._unfrozen(conn)
+        frame = self._decode(conn, first)
+        if frame is None or classify(frame) is not Kind.CONNECT:
+            self.log(f"{conn.peer}: first request was not signalwire.connect, closing")
+            rid = frame.get("id") if frame is not None else None
+            await self._reply(
+                conn, error(rid, INVALID_REQUEST, "signalwire.connect must be the first request")
+            )
+            await ws.close(1008, "expected signalwire.connect")
+            return
+        if not await self._connect(conn, frame):
+            await ws.close(1008, "signalwire.connect failed")
+            return
+        async for message in ws:
+            if not self._live.is_set():
+                await self._unfrozen(conn)
+            reply = self._on_message(conn, message)
+            if reply is not None:
+                await ws.send(orjson.dumps(reply), text=True)
+
+    def _decode(self, conn: _Conn, message: str | bytes) -> dict[str, Any] | None:
+        """The frame as a dict, or None (logged) for anything that is not JSON-RPC: never raises."""
+        try:
+            frame = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            self.log(f"{conn.peer}: ignored a frame that is not JSON ({len(message)} bytes)")
+            return None
+        try:
+            classify(frame)
+        except FrameError as exc:
+            self.log(f"{conn.peer}: ignored a frame that is not JSON-RPC: {exc}")
+            return None
+        assert isinstance(frame, dict)
+        return frame
+
+    async def _connect(self, conn: _Conn, frame: dict[str, Any]) -> bool:
+        """Authenticate, create or resume the session, start its traffic; False after replying an error."""
+        rid = frame.get("id")
+        params = frame.get("params")
+        if not isinstance(params, dict):
+            params = {}
+        self.log(f"{conn.peer}: signalwire.connect {orjson.dumps(redact(params)).decode()}")
+        project = self._authenticate(params.get("authentication"))
+        if project is None:
+            self.stats.auth_failures += 1
+            self.log(f"{conn.peer}: authentication failed")
+            await self._reply(conn, error(rid, AUTH_FAILED, AUTH_MESSAGE))
+            return False
+        contexts = _contexts(params.get("contexts", []))
+        if contexts is None:
+            await self._reply(
+                conn, error(rid, INVALID_PARAMS, "contexts must be a list of non-empty strings")
+            )
+            return False
+        self._expire_sessions()
+        protocol = params.get("protocol")
+        if protocol:
+            session = self._sessions.get(protocol) if isinstance(protocol, str) else None
+            if session is None or session.project != project:
+                self.log(f"{conn.peer}: resume refused: session not found")
+                await self._reply(conn, error(rid, AUTH_FAILED, "session not found"))
+                return False
+            state = params.get("authorization_state")
+            if state is not None and not (
+                isinstance(state, str) and hmac.compare_digest(state, session.authorization_state)
+            ):
+                self.log(f"{conn.peer}: resume refused: authorization_state does not match")
+                await self._reply(conn, error(rid, BAD_AUTH_STATE, "invalid authorization_state"))
+                return False
+            if session.conn is not None and session.conn is not conn:
+                await self._evict(session.conn)
+            if any(c not in session.contexts for c in contexts):
+                self._set_contexts(
+                    session, session.contexts + [c for c in contexts if c not in session.contexts]
+                )
+            restored = True
+            self.stats.sessions_resumed += 1
+        else:
+            session = _Session(make_protocol(project), project, self.stats.sessions_created)
+            self._sessions[session.protocol] = session
+            self._set_contexts(session, contexts)
+            restored = False
+            self.stats.sessions_created += 1
+        session.conn = conn
+        session.detached_at = None
+        conn.session = session
+        session.authorization_state = base64.b64encode(os.urandom(96)).decode()
+        await self._reply(conn, result(rid, self._connect_result(session, restored)))
+        auth_event = {
+            "event_type": "signalwire.authorization.state",
+            "event_channel": session.protocol,
+            "timestamp": time.time(),
+            "project_id": project,
+            "space_id": self._space_id,
+            "params": {"authorization_state": session.authorization_state},
+        }
+        await self._reply(conn, event_frame(auth_event, self._next_id()))
+        what = "resumed" if restored else "created"
+        self.log(f"{conn.peer}: session {what}, contexts {session.contexts or 'none'}")
+        conn.tasks.append(asyncio.create_task(self._guard(conn, self._pump(conn, session))))
+        if self.ping_interval > 0:
+            conn.tasks.append(asyncio.create_task(self._guard(conn, self._pinger(conn))))
+        async with self._connected_changed:
+            self._connected += 1
+            self._connected_changed.notify_all()
+        return True
+
+    def _authenticate(self, auth: Any) -> str | None:
+        """The project the credentials belong to, or None when they are refused."""
+        if not isinstance(auth, dict):
+            return None
+        project, token, jwt = auth.get("project"), auth.get("token"), auth.get("jwt_token")
+        if isinstance(project, str) and project and isinstance(token, str) and token:
+            if self.project is not None and not hmac.compare_digest(project, self.project):
+                return None
+            if self.token is not None and not hmac.compare_digest(token, self.token):
+                return None
+            return project
+        if isinstance(jwt, str) and jwt and self.project is None and self.token is None:
+            return self._jwt_project
+        return None
+
+    def _connect_result(self, session: _Session, restored: bool) -> dict[str, Any]:
+        return {
+            "protocol": session.protocol,
+            "identity": f"{session.sessionid}@{self._node_id}.emulator",
+            "authorization": {
+                "project": session.project,
+                "scopes": list(SCOPES),
+                "expires_at": None,
+                "signature": hashlib.sha256(session.protocol.encode()).hexdigest(),
+            },
+            "sessionid": session.sessionid,
+            "nodeid": self._node_id,
+            "session_restored": restored,
+        }
+
+    def _expire_sessions(self) -> None:
+        limit = time.monotonic() - SESSION_TTL
+        stale = [p for p, s in self._sessions.items() if s.detached_at is not None and s.detached_at < limit]
+        for protocol in stale:
+            del self._sessions[protocol]
+
+    async def _evict(self, old: _Conn) -> None:
+        """A resume took the session over from a socket the server still thought alive: drop that socket."""
+        self.log(f"{old.peer}: session resumed elsewhere, dropping this connection")
+        old.session = None
+        for task in old.tasks:
+            task.cancel()
+        old.ws.transport.abort()
+        await self._wait_done([old])
+
+    # -- messages from a connected client ------------------------------------------------------------------
+
+    def _on_message(self, conn: _Conn, message: str | bytes) -> dict[str, Any] | None:
+        """Handle one frame; the reply to send, if any."""
+        frame = self._decode(conn, message)
+        if frame is None:
+            return None
+        session = conn.session
+        assert session is not None
+        kind = classify(frame)
+        fid = frame.get("id")
+        if kind is Kind.RESULT:
+            if isinstance(fid, str):
+                if session.unacked.pop(fid, None) is not None:
+                    self.stats.events_acked += 1
+                elif conn.pings.pop(fid, None) is not None:
+                    self.stats.pings_answered += 1
+                elif fid == conn.disconnect_id:
+                    conn.disconnect_replied.set()
+            return None
+        if kind is Kind.ERROR:
+            self.log(f"{conn.peer}: client replied with an error to {fid!r}")
+            if isinstance(fid, str) and fid == conn.disconnect_id:
+                conn.disconnect_replied.set()
+            return None
+        method = frame["method"]
+        if "id" not in frame:
+            self.log(f"{conn.peer}: ignored {method} without an id")
+            return None
+        params = frame.get("params")
+        if method in ("signalwire.receive", "signalwire.unreceive"):
+            contexts = _contexts(params.get("contexts") if isinstance(params, dict) else None)
+            if contexts is None:
+                return error(fid, INVALID_PARAMS, "contexts must be a list of non-empty strings")
+            if method == "signalwire.receive":
+                new = session.contexts + [c for c in contexts if c not in session.contexts]
+                message_text = RECEIVE_MESSAGE
+            else:
+                new = [c for c in session.contexts if c not in contexts]
+                message_text = UNRECEIVE_MESSAGE
+            if new != session.contexts:
+                self._set_contexts(session, new)
+            self.log(f"{conn.peer}: {method} {contexts}: now {session.contexts or 'none'}")
+            return result(fid, {"code": "200", "message": message_text})
+        if kind is Kind.PING:
+            stamp = params.get("timestamp") if isinstance(params, dict) else None
+            return result(fid, {"timestamp": time.time() if stamp is None else stamp})
+        if kind is Kind.CONNECT:
+            return error(fid, INVALID_REQUEST, "already connected")
+        return error(fid, METHOD_NOT_FOUND, f"Method not found: {method}")
+
+    def _set_contexts(self, session: _Session, contexts: list[str]) -> None:
+        """New contexts act at once: demo traffic restarts on them, as a DemoTraffic's contexts are fixed."""
+        session.contexts = contexts
+        if self._replaying:
+            if session.source is None:
+                session.source = self._replay_source(session)
+        elif self.demo:
+            seed = None
+            if self.seed is not None:
+                digest = hashlib.blake2b(
+                    f"{self.seed}:{session.index}:{session.generation}".encode(), digest_size=8
+                )
+                seed = int.from_bytes(digest.digest(), "big")
+            session.generation += 1
+            session.source = iter(
+                DemoTraffic(
+                    contexts=tuple(contexts),
+                    seed=seed,
+                    project_id=session.project,
+                    space_id=self._space_id,
+                    event_channel=session.protocol,
+                    start=time.time(),
+                    concurrency=8,
+                )
+            )
+
+    def _replay_source(self, session: _Session) -> Iterator[dict[str, Any]]:
+        payloads = iter(self._replay_list) if self._replay_list is not None else self._replay_iter
+        assert payloads is not None
+        channel = session.protocol
+        for payload in payloads:
+            if not isinstance(payload, dict):
+                self.log(f"replay: skipped an entry that is not an object ({type(payload).__name__})")
+                continue
+            yield payload if payload.get("event_channel") else {**payload, "event_channel": channel}
+
+    # -- what the server sends -----------------------------------------------------------------------------
+
+    async def _pump(self, conn: _Conn, session: _Session) -> None:
+        """Redeliver what was not ACKed, then the session's stream at ``rate``, at most ``events`` in all."""
+        ws = conn.ws
+        if session.unacked:
+            backlog = list(session.unacked.values())
+            self.log(f"{conn.peer}: redelivering {len(backlog)} un-ACKed event(s)")
+            for data in backlog:
+                if not self._live.is_set():
+                    await self._unfrozen(conn)
+                await ws.send(data, text=True)
+                self.stats.events_redelivered += 1
+        loop = asyncio.get_running_loop()
+        rate, cap, stats = self.rate, self.events, self.stats
+        origin = loop.time()
+        n = 0
+        while cap is None or session.sent < cap:
+            if rate > 0:
+                due = origin + n / rate
+                now = loop.time()
+                if due > now:
+                    await asyncio.sleep(due - now)
+                elif now - due > 1.0:
+                    origin, n = now, 0  # after a stall (freeze, slow reader) resume the pace, don't burst
+            elif n % _BURST == _BURST - 1:
+                await asyncio.sleep(0)
+            if not self._live.is_set():
+                await self._unfrozen(conn)
+            source = session.source
+            payload = next(source, None) if source is not None else None
+            if payload is None:
+                if source is not None and self._replaying:
+                    self.log(f"{conn.peer}: replay finished")
+                return
+            frame_id = self._next_id()
+            data = orjson.dumps(event_frame(payload, frame_id))
+            self._track(session, frame_id, data)
+            session.sent += 1
+            stats.events_sent += 1
+            n += 1
+            await ws.send(data, text=True)
+        self.log(f"{conn.peer}: sent the {cap} event(s) allowed per session")
+
+    async def _pinger(self, conn: _Conn) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            ping_id = new_id()
+            if len(conn.pings) > 100:
+                conn.pings.clear()
+            conn.pings[ping_id] = time.monotonic()
+            await self._reply(conn, request("signalwire.ping", {"timestamp": time.time()}, ping_id))
+            self.stats.pings_sent += 1
+
+    async def _disconnect(self, conn: _Conn, restart: bool) -> None:
+        for task in conn.tasks:
+            task.cancel()
+        conn.disconnect_id = new_id()
+        frame = request("signalwire.disconnect", {"restart": True} if restart else {}, conn.disconnect_id)
+        try:
+            await self._reply(conn, frame)
+        except (ConnectionClosed, _Gone):
+            return
+        self.log(f"{conn.peer}: sent signalwire.disconnect{' (restart)' if restart else ''}")
+        try:
+            await asyncio.wait_for(conn.disconnect_replied.wait(), DISCONNECT_GRACE)
+        except TimeoutError:
+            self.log(f"{conn.peer}: no reply to signalwire.disconnect, closing anyway")
+        if restart and conn.session is not None:
+            self._sessions.pop(conn.session.protocol, None)
+        await conn.ws.close(1000, "signalwire.disconnect")
+
+    def _track(self, session: _Session, frame_id: str, data: bytes) -> None:
+        unacked = session.unacked
+        unacked[frame_id] = data
+        if len(unacked) > MAX_UNACKED:
+            unacked.popitem(last=False)
+            session.forgotten += 1
+            if session.forgotten == 1 or session.forgotten % MAX_UNACKED == 0:
+                self.log(
+                    f"session has over {MAX_UNACKED} un-ACKed events: forgot the oldest "
+                    f"({session.forgotten} so far)"
+                )
+
+    async def _reply(self, conn: _Conn, frame: dict[str, Any]) -> None:
+        if not self._live.is_set():
+            await self._unfrozen(conn)
+        await conn.ws.send(orjson.dumps(frame), text=True)
+
+    async def _send_quietly(self, conn: _Conn, data: str | bytes) -> None:
+        """Send, ignoring a connection that is gone: in a broadcast one dead client must not fail all."""
+        with contextlib.suppress(ConnectionClosed, _Gone):
+            if not self._live.is_set():
+                await self._unfrozen(conn)
+            if isinstance(data, str):
+                await conn.ws.send(data)
+            else:
+                await conn.ws.send(data, text=True)
+
+    async def _unfrozen(self, conn: _Conn) -> None:
+        """Return once thawed; raise _Gone if the connection closes first."""
+        if self._live.is_set():
+            return
+        live = asyncio.ensure_future(self._live.wait())
+        closed = asyncio.ensure_future(conn.ws.wait_closed())
+        try:
+            await asyncio.wait((live, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            live.cancel()
+            closed.cancel()
+        if not self._live.is_set():
+            raise _Gone
+
+    async def _guard(self, conn: _Conn, work: Coroutine[Any, Any, None]) -> None:
+        """Run a connection's background task: a closed socket ends it quietly, a bug is logged once."""
+        try:
+            await work
+        except (ConnectionClosed, _Gone):
+            pass
+        except Exception as exc:
+            self.log(f"{conn.peer}: internal error, closing: {exc!r}")
+            conn.ws.transport.abort()
+
+    async def _wait_done(self, conns: list[_Conn]) -> None:
+        if conns:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DISCONNECT_GRACE):
+                    await asyncio.gather(*(c.done.wait() for c in conns))
+
+    def _next_id(self) -> str:
+        self._id_counter += 1
+        return f"{self._id_prefix}{self._id_counter:012x}"
+
+
+def _contexts(value: Any) -> list[str] | None:
+    """The contexts as a list without duplicates, or None when they are not a list of non-empty strings."""
+    if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+        return None
+    return list(dict.fromkeys(value))

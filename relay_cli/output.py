@@ -1,0 +1,72 @@
+"""Where output goes: data to stdout, everything else to stderr, chosen once from the terminal's state.
+
+Every command gets one :class:`Terminal`, so tests and the CLI agree on which stream is a terminal,
+whether colour is on, and what a status line looks like.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import IO
+
+from relay_cli.render import Format, Style, escape
+
+__all__ = ["Color", "ExitCode", "Terminal"]
+
+
+class ExitCode(IntEnum):
+    """The exit codes ``relay`` documents in its help and README."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class Color(StrEnum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+@dataclass
+class Terminal:
+    """The process's streams and what they are connected to."""
+
+    stdout: IO[bytes] = field(default_factory=lambda: sys.stdout.buffer)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    stdout_tty: bool = field(default_factory=lambda: sys.stdout.isatty())
+    stderr_tty: bool = field(default_factory=lambda: sys.stderr.isatty())
+    stdin_tty: bool = field(default_factory=lambda: _isatty(0))
+
+    def style(self, color: Color) -> Style:
+        """Colour on stdout: ``always``/``never`` win; ``auto`` means a terminal and no ``NO_COLOR``."""
+        if color is Color.always:
+            return Style(True)
+        if color is Color.never or os.environ.get("NO_COLOR"):
+            return Style(False)
+        return Style(self.stdout_tty and os.environ.get("TERM") != "dumb")
+
+    def default_format(self, fmt: Format | None) -> Format:
+        return fmt or (Format.pretty if self.stdout_tty else Format.json)
+
+    def status(self, message: str) -> None:
+        """A status line on stderr; the message is escaped since it may quote the wire."""
+        self.stderr.write(f"relay: {escape(message)}\n")
+        self.stderr.flush()
+
+    def problem(self, where: str, message: str) -> None:
+        """A ``FILE:LINE: message`` line on stderr, as compilers print them."""
+        self.stderr.write(f"{escape(where)}: {escape(message)}\n")
+        self.stderr.flush()
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False

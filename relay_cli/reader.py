@@ -1,0 +1,200 @@
+"""Reading events from files and stdin: one reader for ``relay parse`` and ``relay replay``.
+
+Input is told apart by content, not by file name: one JSON object, a JSON array of objects, or JSON
+Lines; each object a bare event payload or a JSON-RPC frame. JSON Lines stream line by line, so memory
+stays flat however large a recording is, and each bare payload keeps its input bytes so a sink that
+prints the input unchanged can write them back without encoding again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+
+from relay_cli import protocol
+from relay_cli.event import InvalidEvent
+
+__all__ = ["STDIN", "Entry", "InputError", "Source", "entries", "to_event"]
+
+STDIN = "-"
+_FRAME_KEYS = ("jsonrpc", "method")
+_WHITESPACE = b" \t\r\n"
+
+
+class InputError(Exception):
+    """The input as a whole cannot be read: missing, unreadable, a directory, or empty."""
+
+
+@dataclass(slots=True)
+class Entry:
+    """One JSON value read from the input, or the reason it could not be read.
+
+    ``raw`` is the bytes of the value when it came on a line of its own (JSON Lines), else None.
+    ``error`` is set when the value is not JSON; ``truncated`` when that was an unterminated last line,
+    which is what a recorder killed mid-write leaves behind.
+    """
+
+    source: str
+    line: int
+    value: Any = None
+    raw: bytes | None = None
+    error: str | None = None
+    truncated: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+class Source:
+    """A named input: a file path, or ``-`` for stdin."""
+
+    def __init__(self, path: str, *, stdin: IO[bytes] | None = None) -> None:
+        self.path = path
+        self.name = "<stdin>" if path == STDIN else path
+        self._stdin = stdin
+
+    def open(self) -> IO[bytes]:
+        if self.path == STDIN:
+            return self._stdin if self._stdin is not None else os.fdopen(0, "rb", closefd=False)
+        try:
+            return open(self.path, "rb")
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{self.path}: is a directory, not a file") from None
+        except PermissionError:
+            raise InputError(f"{self.path}: permission denied") from None
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+
+
+def entries(
+    source: Source, *, follow: bool = False, poll: float = 0.25, stop: Callable[[], bool] | None = None
+) -> Iterator[Entry]:
+    """Every JSON value in ``source``, in order, with where it came from.
+
+    With ``follow``, keep reading JSON Lines as the file grows (as ``tail -f`` does) until ``stop()``
+    says so; an unterminated last line is then held back until its newline arrives.
+    """
+    stream = source.open()
+    try:
+        yield from _read(stream, source.name, follow, poll, stop)
+    except OSError as exc:
+        raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        if source.path != STDIN:
+            stream.close()
+
+
+def _read(
+    stream: IO[bytes], name: str, follow: bool, poll: float, stop: Callable[[], bool] | None
+) -> Iterator[Entry]:
+    line_no = 0
+    first = b""
+    while not first.strip(_WHITESPACE):
+        first = stream.readline()
+        line_no += 1
+        if not first:
+            if follow and not (stop and stop()):
+                time.sleep(poll)
+                line_no -= 1
+                continue
+            raise InputError(f"{name}: empty input, no JSON found")
+    if first.startswith(b"\xef\xbb\xbf"):
+        first = first[3:]
+    head = first.lstrip(_WHITESPACE)[:1]
+    if head == b"[" or (head == b"{" and not _parses(first)):
+        rest = stream.read()
+        yield from _document(name, line_no, first + rest)
+        return
+    yield _line(name, line_no, first)
+    for line in stream:
+        line_no += 1
+        if line.strip(_WHITESPACE):
+            yield _line(name, line_no, line)
+    if follow:
+        yield from _follow(stream, name, line_no, poll, stop)
+
+
+def _follow(
+    stream: IO[bytes], name: str, line_no: int, poll: float, stop: Callable[[], bool] | None
+) -> Iterator[Entry]:
+    partial = b""
+    while not (stop and stop()):
+        chunk = stream.readline()
+        if not chunk:
+            time.sleep(poll)
+            continue
+        partial += chunk
+        if not partial.endswith(b"\n"):
+            continue
+        line_no += 1
+        if partial.strip(_WHITESPACE):
+            yield _line(name, line_no, partial)
+        partial = b""
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _line(name: str, line_no: int, line: bytes) -> Entry:
+    raw = line.rstrip(_WHITESPACE)
+    try:
+        return Entry(name, line_no, orjson.loads(raw), raw)
+    except orjson.JSONDecodeError as exc:
+        return Entry(name, line_no, error=_json_error(exc), truncated=not line.endswith(b"\n"))
+
+
+def _document(name: str, first_line: int, data: bytes) -> Iterator[Entry]:
+    """A whole-file JSON document: one object, or an array whose items are reported by position."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        line = first_line + data.count(b"\n", 0, exc.pos)
+        yield Entry(name, line, error=_json_error(exc))
+        return
+    if isinstance(value, list):
+        if not value:
+            raise InputError(f"{name}: empty JSON array, no events")
+        for index, item in enumerate(value):
+            yield Entry(f"{name}[{index}]", first_line, item)
+    else:
+        yield Entry(name, first_line, value)
+
+
+def _json_error(exc: orjson.JSONDecodeError) -> str:
+    return f"invalid JSON: {exc.msg}"
+
+
+def to_event(value: Any) -> tuple[Any, str | None]:
+    """Split a JSON value into (event payload, None), or (None, what the value is instead).
+
+    A ``signalwire.event`` frame gives its ``params``; any other JSON-RPC frame is named for what it is
+    (a connect result, a ping, an error) so it is never mistaken for an empty event. Anything else is
+    returned as the payload, for ``parse_event`` to accept or reject with its own message.
+    """
+    if value.__class__ is not dict or not (
+        "jsonrpc" in value or "method" in value or ("id" in value and ("result" in value or "error" in value))
+    ):
+        return value, None
+    try:
+        kind = protocol.classify(value)
+    except protocol.FrameError as exc:
+        raise InvalidEvent(f"not a JSON-RPC frame: {exc}") from None
+    if kind is protocol.Kind.EVENT:
+        params = value.get("params")
+        if not isinstance(params, dict):
+            raise InvalidEvent("a signalwire.event frame whose params is not an object")
+        return params, None
+    return None, protocol.describe(value)

@@ -1,0 +1,422 @@
+"""Turning events into output bytes: the pretty views and the JSON formats, written once for every command.
+
+Pretty output is built from ANSI styles prepared once per run, not through rich's ``Console.print``:
+a replay prints hundreds of thousands of lines and rich manages about fifteen thousand a second.
+Text that came over the wire is escaped before it reaches a terminal, and secrets never leave here.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from relay_cli import protocol
+from relay_cli.event import RelayEvent, parse_event
+
+__all__ = [
+    "Format",
+    "Printer",
+    "Style",
+    "escape",
+    "event_json",
+    "headline",
+    "local_iso",
+    "make_printer",
+    "pretty_block",
+]
+
+
+class Format(StrEnum):
+    """Output formats; ``pretty`` on a terminal, ``json`` when piped."""
+
+    pretty = "pretty"
+    json = "json"
+    frame = "frame"
+    typed = "typed"
+
+
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_ESCAPES.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)})
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)
+
+
+def escape(text: str) -> str:
+    """Make untrusted text safe for a terminal: control and bidi-override characters become escapes."""
+    return text if text.isprintable() else text.translate(_ESCAPE_TABLE)
+
+
+def _text(value: Any) -> str:
+    """Any payload value as one escaped line: strings as they are, the rest as compact JSON."""
+    if isinstance(value, str):
+        return escape(value)
+    try:
+        return escape(orjson.dumps(value).decode())
+    except TypeError:
+        return escape(repr(value))
+
+
+_SECRET_BYTES = re.compile(rb"token|authorization_state|authentication")
+
+
+def _without_secrets(value: dict[str, Any], raw: bytes | None) -> tuple[dict[str, Any], bytes | None]:
+    """The value and its bytes, redacted when they hold a secret; the bytes are kept when they do not."""
+    if raw is not None and not _SECRET_BYTES.search(raw):
+        return value, raw
+    clean = protocol.redact(value)
+    if clean is value:
+        return value, raw
+    return clean, None
+
+
+@dataclass(frozen=True)
+class Style:
+    """ANSI sequences prepared once; every one is empty when colour is off."""
+
+    color: bool
+
+    def code(self, sgr: str) -> str:
+        return f"\x1b[{sgr}m" if self.color else ""
+
+    @property
+    def reset(self) -> str:
+        return self.code("0")
+
+    @property
+    def dim(self) -> str:
+        return self.code("2")
+
+    @property
+    def bold(self) -> str:
+        return self.code("1")
+
+
+_FAMILY_COLORS = (
+    ("calling.error", "1;31"),
+    ("calling.conference", "34"),
+    ("calling.", "36"),
+    ("messaging.", "35"),
+    ("signalwire.", "2"),
+    ("", "33"),
+)
+_CALL_COLORS = ("38;5;39", "38;5;42", "38;5;208", "38;5;170", "38;5;220", "38;5;81", "38;5;203", "38;5;149")
+
+
+def family_sgr(event_type: str) -> str:
+    return next(sgr for prefix, sgr in _FAMILY_COLORS if event_type.startswith(prefix))
+
+
+def call_sgr(call_id: str) -> str:
+    """The same colour for every event of one call, in every run."""
+    return _CALL_COLORS[zlib.crc32(call_id.encode()) % len(_CALL_COLORS)]
+
+
+def local_iso(ts: float) -> str:
+    """Local ISO-8601 with milliseconds; ``-`` when the event carried no time."""
+    if not ts:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.3f}"
+
+
+def event_json(event: RelayEvent) -> dict[str, Any]:
+    """The ``typed`` format: class, the four common fields, the typed fields, then params."""
+    out: dict[str, Any] = {
+        "class": type(event).__name__,
+        "event_type": event.event_type,
+        "call_id": event.call_id,
+        "timestamp": event.timestamp,
+    }
+    for name in event.typed_fields:
+        out[name] = getattr(event, name)
+    out["params"] = event.params
+    clean: dict[str, Any] = protocol.redact(out)
+    return clean
+
+
+def pretty_block(event: RelayEvent, style: Style) -> str:
+    """``relay parse``'s view: class and type, then every typed field in an aligned table."""
+    rows: list[tuple[str, str]] = [
+        ("call_id", _text(event.call_id) or "-"),
+        ("time", local_iso(event.timestamp)),
+    ]
+    clean = event_json(event)
+    typed = [(name, _text(clean[name]) if clean[name] != "" else '""') for name in event.typed_fields]
+    payload = event.payload
+    for key in ("event_channel", "context", "project_id", "space_id"):
+        value = payload.get(key)
+        if value in ("", None) or (key in event.typed_fields and clean[key] == value):
+            continue
+        rows.append((key if key not in event.typed_fields else f"{key} (top level)", _text(value)))
+    rows += typed
+    width = max(len(name) for name, _ in rows)
+    fam = style.code(family_sgr(event.event_type))
+    kind = escape(event.event_type) or "-"
+    head = f"{style.bold}{type(event).__name__}{style.reset}  {fam}{kind}{style.reset}"
+    body = [f"  {style.dim}{name:<{width}}{style.reset}  {value}" for name, value in rows]
+    return "\n".join([head, *body]) + "\n"
+
+
+def _get(params: dict[str, Any], *path: str) -> Any:
+    node: Any = params
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _obj(params: dict[str, Any], key: str) -> dict[str, Any]:
+    value = params.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _s(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    return escape(value) if isinstance(value, str) else _text(value)
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _numbers(device: Any) -> str:
+    params = _get(device, "params") if isinstance(device, dict) else None
+    if not isinstance(params, dict):
+        return ""
+    src = params.get("from_number", params.get("from"))
+    dst = params.get("to_number", params.get("to"))
+    return f"{_s(src) or '?'} → {_s(dst) or '?'}" if src or dst else ""
+
+
+def _short(call_id: Any) -> str:
+    return _s(call_id)[:8]
+
+
+def _excerpt(body: Any, width: int = 40) -> str:
+    text = _s(body)
+    return f'"{text[:width]}…"' if len(text) > width else (f'"{text}"' if text else "")
+
+
+def _state_headline(p: dict[str, Any]) -> str:
+    state = _s(p.get("call_state"))
+    reason = _s(p.get("end_reason"))
+    parent = _get(p, "peer", "call_id")
+    return _join(
+        state,
+        f"({reason})" if reason else "",
+        _numbers(p.get("device")) if state in ("created", "ringing") else "",
+        f"peer of {_short(parent)}" if parent else "",
+    )
+
+
+def _collect_headline(p: dict[str, Any]) -> str:
+    result = _obj(p, "result")
+    kind = _s(result.get("type"))
+    rp = _obj(result, "params")
+    detail = _s(rp.get("digits")) or _excerpt(rp.get("text"))
+    conf = rp.get("confidence")
+    return _join("collect", kind or _s(p.get("state")), detail, f"({_s(conf)})" if conf is not None else "")
+
+
+def _record_headline(p: dict[str, Any]) -> str:
+    rec = _obj(p, "record")
+    url = rec.get("url", p.get("url"))
+    duration = rec.get("duration", p.get("duration"))
+    seconds = f"{_s(duration)}s" if duration not in (None, "") else ""
+    return _join("record", _s(p.get("state")), seconds, _s(url))
+
+
+def _detect_headline(p: dict[str, Any]) -> str:
+    detect = _obj(p, "detect")
+    return _join("detect", _s(detect.get("type")), _s(_get(detect, "params", "event")))
+
+
+def _dial_headline(p: dict[str, Any]) -> str:
+    call = _obj(p, "call")
+    winner = call.get("dial_winner") in (True, "true")
+    return _join(
+        "dial",
+        _s(p.get("dial_state")),
+        f"winner {_short(call.get('call_id'))}" if winner else "",
+        _numbers(call.get("device")),
+    )
+
+
+def _fax_headline(p: dict[str, Any]) -> str:
+    fax = _obj(p, "fax")
+    fp = _obj(fax, "params")
+    pages = fp.get("pages")
+    return _join(
+        "fax",
+        _s(fax.get("type")),
+        _s(fp.get("direction")),
+        f"{_s(pages)} pages" if pages not in (None, "") else "",
+        _s(fp.get("result_text")),
+    )
+
+
+def _message_headline(p: dict[str, Any]) -> str:
+    src, dst = _s(p.get("from_number")), _s(p.get("to_number"))
+    reason = _s(p.get("reason"))
+    return _join(
+        f"{src or '?'} → {dst or '?'}",
+        _s(p.get("message_state")),
+        f"({reason})" if reason else "",
+        _excerpt(p.get("body")),
+    )
+
+
+def _action(name: str, *keys: str) -> Callable[[dict[str, Any]], str]:
+    return lambda p: _join(name, *(_s(p.get(k)) for k in keys))
+
+
+_HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "calling.call.state": _state_headline,
+    "calling.call.receive": lambda p: _join(
+        "inbound call", _numbers(p.get("device")), f"on {_s(p.get('context'))}" if p.get("context") else ""
+    ),
+    "calling.call.play": _action("play", "state"),
+    "calling.call.record": _record_headline,
+    "calling.call.collect": _collect_headline,
+    "calling.call.connect": lambda p: _join(
+        "connect", _s(p.get("connect_state")), _join("peer", _short(_get(p, "peer", "call_id")))
+    ),
+    "calling.call.detect": _detect_headline,
+    "calling.call.fax": _fax_headline,
+    "calling.call.tap": _action("tap", "state"),
+    "calling.call.stream": _action("stream", "state", "url"),
+    "calling.call.send_digits": _action("send_digits", "state"),
+    "calling.call.dial": _dial_headline,
+    "calling.call.refer": lambda p: _join(
+        "refer", _s(p.get("state")), _s(p.get("sip_refer_to")), _s(p.get("sip_notify_response_code"))
+    ),
+    "calling.call.denoise": lambda p: "denoise " + ("on" if p.get("denoised") in (True, "true") else "off"),
+    "calling.call.pay": _action("pay", "state"),
+    "calling.call.queue": lambda p: _join(
+        "queue",
+        _s(p.get("status")),
+        _s(p.get("name")),
+        f"position {_s(p.get('position'))}/{_s(p.get('size'))}" if p.get("position") is not None else "",
+    ),
+    "calling.call.echo": _action("echo", "state"),
+    "calling.call.transcribe": _action("transcribe", "state", "url"),
+    "calling.call.hold": _action("hold", "state"),
+    "calling.conference": _action("conference", "name", "status"),
+    "calling.error": lambda p: _join("error", _s(p.get("code")), _s(p.get("message"))),
+    "messaging.receive": _message_headline,
+    "messaging.state": _message_headline,
+    "signalwire.authorization.state": lambda p: "session authorization updated",
+}
+
+
+def headline(event_type: str, params: dict[str, Any]) -> str:
+    """What happened, in a few words, from the payload's params."""
+    make = _HEADLINES.get(event_type)
+    if make is None:
+        return _excerpt(orjson.dumps(protocol.redact(params)).decode(), 80)
+    return make(params)
+
+
+Printer = Callable[[dict[str, Any], "bytes | None"], bytes]
+"""Turns one event payload (and its input bytes when known) into the bytes to write."""
+
+
+class _PrettyLine:
+    """One line per event for ``tail`` and ``replay``; ``verbose`` adds the typed fields under it."""
+
+    def __init__(self, style: Style, verbose: bool) -> None:
+        self.style = style
+        self.verbose = verbose
+        self._second = -1
+        self._clock = ""
+        self._type_cache: dict[str, str] = {}
+        self._call_cache: dict[str, str] = {}
+
+    def _time(self, ts: Any) -> str:
+        if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not 0 < ts < 32503680000:
+            return "--:--:--.---"
+        second = int(ts)
+        if second != self._second:
+            self._second = second
+            self._clock = time.strftime("%H:%M:%S", time.localtime(second))
+        return f"{self._clock}.{int((ts - second) * 1000):03d}"
+
+    def _type(self, event_type: str) -> str:
+        cell = self._type_cache.get(event_type)
+        if cell is None:
+            style = self.style
+            cell = f"{style.code(family_sgr(event_type))}{escape(event_type) or '-':<24}{style.reset}"
+            if len(self._type_cache) < 4096:
+                self._type_cache[event_type] = cell
+        return cell
+
+    def _call(self, call_id: str) -> str:
+        cell = self._call_cache.get(call_id)
+        if cell is None:
+            style = self.style
+            short = escape(call_id)[:8]
+            cell = f"{style.code(call_sgr(call_id))}{short:<8}{style.reset}" if call_id else " " * 8
+            if len(self._call_cache) > 65536:
+                self._call_cache.clear()
+            self._call_cache[call_id] = cell
+        return cell
+
+    def __call__(self, payload: dict[str, Any], raw: bytes | None) -> bytes:
+        params = payload.get("params")
+        if not isinstance(params, dict):
+            params = {}
+        event_type = payload.get("event_type")
+        if not isinstance(event_type, str):
+            event_type = ""
+        call_id = params.get("call_id") or _get(params, "call", "call_id") or ""
+        if not isinstance(call_id, str):
+            call_id = str(call_id)
+        ts = payload.get("timestamp", params.get("timestamp"))
+        line = (
+            f"{self.style.dim}{self._time(ts)}{self.style.reset} {self._type(event_type)} "
+            f"{self._call(call_id)} {headline(event_type, params)}\n"
+        )
+        if self.verbose:
+            line += self._fields(payload)
+        return line.encode()
+
+    def _fields(self, payload: dict[str, Any]) -> str:
+        try:
+            event = parse_event(payload)
+        except ValueError:
+            return ""
+        clean = event_json(event)
+        dim, reset = self.style.dim, self.style.reset
+        return "".join(f"    {dim}{name}{reset} {_text(clean[name])}\n" for name in event.typed_fields)
+
+
+def _json_printer(payload: dict[str, Any], raw: bytes | None) -> bytes:
+    payload, raw = _without_secrets(payload, raw)
+    return (raw if raw is not None else orjson.dumps(payload)) + b"\n"
+
+
+def _frame_printer(payload: dict[str, Any], raw: bytes | None) -> bytes:
+    payload, _ = _without_secrets(payload, raw)
+    return orjson.dumps({"jsonrpc": "2.0", "method": "signalwire.event", "params": payload}) + b"\n"
+
+
+def _typed_printer(payload: dict[str, Any], raw: bytes | None) -> bytes:
+    return orjson.dumps(event_json(parse_event(payload))) + b"\n"
+
+
+def make_printer(fmt: Format, style: Style, verbose: bool = False) -> Printer:
+    """The printer for a format; every one takes the payload and, when known, its input bytes."""
+    if fmt is Format.pretty:
+        return _PrettyLine(style, verbose)
+    return {Format.json: _json_printer, Format.frame: _frame_printer, Format.typed: _typed_printer}[fmt]
