@@ -6,17 +6,24 @@ Errors a user can cause become one line on stderr and an exit code, never a trac
 
 from __future__ import annotations
 
+import ssl
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 
 from relay_cli import __version__
+from relay_cli.emulator import Emulator
 from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, parse_event
+from relay_cli.filters import EventFilter, FilterError
+from relay_cli.live import Demo, run_serve, run_tail
 from relay_cli.output import Color, ExitCode, Terminal
+from relay_cli.pipeline import Pipeline
 from relay_cli.reader import STDIN, InputError, Source, entries, to_event
-from relay_cli.render import Format, event_json, pretty_block
+from relay_cli.recording import Recorder, RecordingError
+from relay_cli.render import Format, event_json, make_printer, pretty_block
+from relay_cli.session import Credentials, SessionConfig, SessionError, endpoint_url
 
 __all__ = ["app", "main"]
 
@@ -129,6 +136,238 @@ def parse(
         term.stdout.flush()
     if failed:
         raise typer.Exit(ExitCode.FAILURE)
+
+
+def _fail(term: Terminal, message: str, code: ExitCode = ExitCode.FAILURE) -> typer.Exit:
+    term.status(message)
+    return typer.Exit(code)
+
+
+TypeOption = Annotated[
+    list[str] | None,
+    typer.Option("--type", "-t", help="Show only event types matching this glob (calling.call.*); repeatable."),
+]
+ExcludeOption = Annotated[
+    list[str] | None, typer.Option("--exclude", "-x", help="Hide event types matching this glob; repeatable.")
+]
+CallIdOption = Annotated[
+    str | None,
+    typer.Option("--call-id", help="Only events of this call (a unique prefix is enough), dials and peers included."),
+]
+WhereOption = Annotated[
+    list[str] | None,
+    typer.Option("--where", "-w", help="PATH=VALUE, PATH!=VALUE or PATH~REGEX on the payload; repeatable, all hold."),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="pretty: add the typed fields under each line.")]
+
+
+def _filter(
+    term: Terminal, types: list[str] | None, exclude: list[str] | None, call_id: str | None, where: list[str] | None
+) -> EventFilter | None:
+    """The shared filter, or None when nothing filters (the pipeline then skips the call)."""
+
+    def ambiguous(prefix: str, ids: list[str]) -> None:
+        term.status(f"--call-id {prefix} is ambiguous: it matches {', '.join(ids)}")
+
+    try:
+        flt = EventFilter(
+            types=types or (), exclude=exclude or (), call_id=call_id, where=where or (), on_ambiguous=ambiguous
+        )
+    except FilterError as exc:
+        raise _fail(term, str(exc), ExitCode.USAGE) from None
+    return flt if flt.active else None
+
+
+@app.command(epilog=EXIT_CODES)
+def tail(
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", "-c", help="Receive inbound calls and messages on this context; repeatable."),
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", envvar="SIGNALWIRE_PROJECT_ID", help="Project id.", show_default=False)
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="SIGNALWIRE_API_TOKEN", help="API token.", show_default=False)
+    ] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            "--space",
+            "--host",
+            envvar="SIGNALWIRE_SPACE",
+            help="Space host, e.g. example.signalwire.com.",
+            show_default=False,
+        ),
+    ] = None,
+    jwt: Annotated[
+        str | None,
+        typer.Option(
+            "--jwt", envvar="SIGNALWIRE_JWT_TOKEN", help="A JWT instead of project and token.", show_default=False
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Connect to this ws:// (loopback only) or wss:// endpoint instead of the space."),
+    ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option("--ca-file", envvar="SIGNALWIRE_RELAY_CA_FILE", help="CA bundle to trust for wss://."),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Tail a built-in RELAY emulator: no account, no network.")
+    ] = False,
+    rate: Annotated[float, typer.Option("--rate", min=0, help="With --demo: demo events per second.")] = 5.0,
+    types: TypeOption = None,
+    exclude: ExcludeOption = None,
+    call_id: CallIdOption = None,
+    where: WhereOption = None,
+    fmt: FormatOption = None,
+    verbose: VerboseOption = False,
+    record: Annotated[
+        str | None, typer.Option("--record", help="Append every received event (unfiltered) to this JSONL file.")
+    ] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Exit after showing N events.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="Exit after this many seconds.")] = None,
+    color: ColorOption = Color.auto,
+) -> None:
+    """Watch a RELAY session live: connect, ACK and show every event, optionally recording them.
+
+    Status lines and the closing summary go to stderr; stdout carries events only.
+    """
+    term = Terminal()
+    contexts = list(context or (["default"] if demo else []))
+    credentials = Credentials(project=project, token=token, jwt=jwt)
+    if not demo:
+        if not jwt and not project:
+            raise _fail(
+                term, "missing project: pass --project or set SIGNALWIRE_PROJECT_ID (or use --jwt)", ExitCode.USAGE
+            )
+        if not jwt and not token:
+            raise _fail(term, "missing token: pass --token or set SIGNALWIRE_API_TOKEN (or use --jwt)", ExitCode.USAGE)
+    try:
+        endpoint = endpoint_url(url=url, host=space) if not demo else "ws://127.0.0.1"
+        tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    except SessionError as exc:
+        raise _fail(term, str(exc), ExitCode.USAGE) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise _fail(term, f"--ca-file {ca_file}: cannot load: {exc}", ExitCode.USAGE) from None
+    accept = _filter(term, types, exclude, call_id, where)
+    if not contexts:
+        term.status("no --context given: inbound calls and messages will not arrive, only events of calls you make")
+    recorder = None
+    if record:
+        try:
+            recorder = Recorder(record)
+        except RecordingError as exc:
+            raise _fail(term, str(exc)) from None
+    fmt = term.default_format(fmt)
+    pipeline = Pipeline(
+        out=term.stdout,
+        printer=make_printer(fmt, term.style(color), verbose),
+        accept=accept,
+        recorder=recorder,
+        count=count,
+        flush=True,
+    )
+    config = SessionConfig(url=endpoint, credentials=credentials, contexts=contexts, ssl=tls)
+    try:
+        result, stats = run_tail(
+            config,
+            pipeline,
+            timeout=timeout,
+            demo=Demo(rate=rate) if demo else None,
+            status=term.status,
+            problem=term.status,
+        )
+    except RecordingError as exc:
+        raise _fail(term, str(exc)) from None
+    except BrokenPipeError:
+        raise typer.Exit(ExitCode.OK) from None
+    finally:
+        if recorder is not None:
+            recorder.close()
+    if result.error:
+        term.status(result.error)
+    for line in pipeline.tally.summary(reconnects=stats["reconnects"], **{"malformed frames": stats["malformed"]}):
+        term.status(line)
+    if result.code:
+        raise typer.Exit(result.code)
+
+
+@app.command(epilog=EXIT_CODES)
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Accept only this project id (default: any non-empty).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Accept only this token (default: any non-empty).", show_default=False)
+    ] = None,
+    certfile: Annotated[str | None, typer.Option("--certfile", help="TLS certificate (PEM): serve wss://.")] = None,
+    keyfile: Annotated[str | None, typer.Option("--keyfile", help="TLS private key (PEM) for --certfile.")] = None,
+    rate: Annotated[float, typer.Option("--rate", min=0, help="Demo events per second per session; 0: unpaced.")] = 5.0,
+    events: Annotated[
+        int | None, typer.Option("--events", min=0, help="Stop demo traffic after N events per session.")
+    ] = None,
+    ping_interval: Annotated[
+        float, typer.Option("--ping-interval", min=0, help="Seconds between server pings; 0: never.")
+    ] = 20.0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible demo traffic.")] = None,
+    replay: Annotated[
+        str | None, typer.Option("--replay", help="Send the events of this recording instead of demo traffic.")
+    ] = None,
+) -> None:
+    """Run a local RELAY emulator: real protocol, demo call and message traffic, no account needed."""
+    term = Terminal()
+    tls = None
+    if certfile or keyfile:
+        if not (certfile and keyfile):
+            raise _fail(term, "--certfile and --keyfile go together", ExitCode.USAGE)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(certfile, keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise _fail(term, f"cannot load --certfile/--keyfile: {exc}", ExitCode.USAGE) from None
+    payloads = None
+    if replay:
+        payloads = _load_recording(term, replay)
+    emulator = Emulator(
+        host=host,
+        port=port,
+        ssl=tls,
+        project=project,
+        token=token,
+        rate=rate,
+        events=events,
+        ping_interval=ping_interval,
+        seed=seed,
+        replay=payloads,
+        log=term.status,
+    )
+    result = run_serve(emulator, term.status)
+    if result.error:
+        term.status(result.error)
+    if result.code:
+        raise typer.Exit(result.code)
+
+
+def _load_recording(term: Terminal, path: str) -> list[dict[str, Any]]:
+    payloads: list[dict[str, Any]] = []
+    try:
+        for entry in entries(Source(path)):
+            if entry.error is not None:
+                term.problem(entry.where, entry.error)
+                continue
+            payload, note = to_event(entry.value)
+            if note is None and isinstance(payload, dict):
+                payloads.append(payload)
+    except (InputError, InvalidEvent) as exc:
+        raise _fail(term, str(exc)) from None
+    if not payloads:
+        raise _fail(term, f"{path}: no events to replay")
+    return payloads
 
 
 def main() -> None:

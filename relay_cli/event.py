@@ -43,6 +43,7 @@ __all__ = [
     "StreamEvent",
     "TapEvent",
     "TranscribeEvent",
+    "check_payload",
     "parse_event",
 ]
 
@@ -83,6 +84,16 @@ def _timestamp(value: Any) -> float | None:
             return None
         return number if math.isfinite(number) else None
     return None
+
+
+def check_payload(payload: Any) -> None:
+    """Raise :class:`InvalidEvent` when ``parse_event`` would; cheaper, for streams that print raw JSON."""
+    if payload.__class__ is dict:
+        event_type = payload.get("event_type", "")
+        params = payload.get("params", payload)
+        if params.__class__ is dict and event_type.__class__ is str:
+            return
+    _check(payload)
 
 
 def _check(payload: Any) -> tuple[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "redact",
     "request",
     "result",
+    "without_secrets",
 ]
 
 JSONRPC = "2.0"
@@ -172,6 +174,22 @@ def redact(value: Any) -> Any:
             return value
         return [redact(v) for v in value]
     return value
+
+
+_SECRET_BYTES = re.compile(rb"token|authorization_state|authentication")
+
+
+def without_secrets(value: dict[str, Any], raw: bytes | None) -> tuple[dict[str, Any], bytes | None]:
+    """The value and its encoded bytes, redacted when they hold a secret; the bytes kept when they do not.
+
+    A byte search rules out almost every event cheaply, so the hot path rarely walks the value.
+    """
+    if raw is not None and not _SECRET_BYTES.search(raw):
+        return value, raw
+    clean = redact(value)
+    if clean is value:
+        return value, raw
+    return clean, None
 
 
 def _has_secret(value: Any) -> bool:

@@ -7,7 +7,6 @@ Text that came over the wire is escaped before it reaches a terminal, and secret
 
 from __future__ import annotations
 
-import re
 import time
 import zlib
 from collections.abc import Callable
@@ -61,19 +60,6 @@ def _text(value: Any) -> str:
         return escape(orjson.dumps(value).decode())
     except TypeError:
         return escape(repr(value))
-
-
-_SECRET_BYTES = re.compile(rb"token|authorization_state|authentication")
-
-
-def _without_secrets(value: dict[str, Any], raw: bytes | None) -> tuple[dict[str, Any], bytes | None]:
-    """The value and its bytes, redacted when they hold a secret; the bytes are kept when they do not."""
-    if raw is not None and not _SECRET_BYTES.search(raw):
-        return value, raw
-    clean = protocol.redact(value)
-    if clean is value:
-        return value, raw
-    return clean, None
 
 
 @dataclass(frozen=True)
@@ -402,12 +388,12 @@ class _PrettyLine:
 
 
 def _json_printer(payload: dict[str, Any], raw: bytes | None) -> bytes:
-    payload, raw = _without_secrets(payload, raw)
+    payload, raw = protocol.without_secrets(payload, raw)
     return (raw if raw is not None else orjson.dumps(payload)) + b"\n"
 
 
 def _frame_printer(payload: dict[str, Any], raw: bytes | None) -> bytes:
-    payload, _ = _without_secrets(payload, raw)
+    payload, _ = protocol.without_secrets(payload, raw)
     return orjson.dumps({"jsonrpc": "2.0", "method": "signalwire.event", "params": payload}) + b"\n"
 
 

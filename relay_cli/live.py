@@ -1,0 +1,150 @@
+"""Running the live commands: a session (or the in-process emulator) into the pipeline, until told to stop.
+
+This is where the ways a live run can end meet: ``--count``, ``--timeout``, Ctrl-C, SIGTERM, rejected
+credentials. Each ends the same way: the socket closed cleanly, the recording flushed, an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from relay_cli.emulator import Emulator
+from relay_cli.output import ExitCode
+from relay_cli.pipeline import Pipeline
+from relay_cli.session import AuthError, Credentials, RelaySession, SessionConfig, SessionError
+
+__all__ = ["Demo", "LiveResult", "run_serve", "run_tail"]
+
+
+@dataclass
+class Demo:
+    """The in-process emulator ``relay tail --demo`` talks to."""
+
+    rate: float = 5.0
+    seed: int | None = None
+
+
+@dataclass
+class LiveResult:
+    code: ExitCode
+    error: str | None = None
+
+
+def _on_signals(task: asyncio.Task[object], ended: dict[str, ExitCode]) -> Callable[[], None]:
+    """Turn SIGINT and SIGTERM into a cancellation of ``task``, remembering which exit code they mean."""
+    loop = asyncio.get_running_loop()
+
+    def stop(code: ExitCode) -> None:
+        ended.setdefault("code", code)
+        task.cancel()
+
+    pairs = ((signal.SIGINT, ExitCode.INTERRUPTED), (signal.SIGTERM, ExitCode.TERMINATED))
+    for sig, code in pairs:
+        loop.add_signal_handler(sig, stop, code)
+
+    def restore() -> None:
+        for sig, _ in pairs:
+            loop.remove_signal_handler(sig)
+
+    return restore
+
+
+async def _tail(
+    config: SessionConfig,
+    pipeline: Pipeline,
+    *,
+    timeout: float | None,
+    demo: Demo | None,
+    status: Callable[[str], None],
+    problem: Callable[[str], None],
+    stats: dict[str, int],
+) -> LiveResult:
+    task = asyncio.current_task()
+    assert task is not None
+    ended: dict[str, ExitCode] = {}
+    restore = _on_signals(task, ended)
+    session: RelaySession | None = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if demo is not None:
+                emulator = Emulator(project="demo", token="demo", rate=demo.rate, seed=demo.seed)  # noqa: S106
+                await stack.enter_async_context(emulator)
+                config.url = emulator.url
+                config.credentials = Credentials(project="demo", token="demo")  # noqa: S106
+                status(f"demo: RELAY emulator on {emulator.url}")
+            session = RelaySession(config, status=status, problem=problem)
+            try:
+                async with asyncio.timeout(timeout):
+                    async with contextlib.aclosing(session.events()) as events:
+                        async for item in events:
+                            if not pipeline.feed(item.payload, item.data):
+                                break
+            except TimeoutError:
+                status(f"timed out after {timeout:g} s")
+            finally:
+                await session.close()
+    except asyncio.CancelledError:
+        if "code" not in ended:
+            raise
+        task.uncancel()
+        return LiveResult(ended["code"])
+    except AuthError as exc:
+        return LiveResult(ExitCode.FAILURE, str(exc))
+    except SessionError as exc:
+        return LiveResult(ExitCode.FAILURE, str(exc))
+    finally:
+        restore()
+        if session is not None:
+            stats.update(
+                reconnects=session.stats.reconnects,
+                malformed=session.stats.malformed,
+            )
+    return LiveResult(ExitCode.OK)
+
+
+def run_tail(
+    config: SessionConfig,
+    pipeline: Pipeline,
+    *,
+    timeout: float | None,
+    demo: Demo | None,
+    status: Callable[[str], None],
+    problem: Callable[[str], None],
+) -> tuple[LiveResult, dict[str, int]]:
+    """Tail a session until an end condition; returns how it ended and the session's counters."""
+    stats: dict[str, int] = {"reconnects": 0, "malformed": 0}
+    result = asyncio.run(
+        _tail(config, pipeline, timeout=timeout, demo=demo, status=status, problem=problem, stats=stats)
+    )
+    return result, stats
+
+
+async def _serve(emulator: Emulator, status: Callable[[str], None]) -> LiveResult:
+    task = asyncio.current_task()
+    assert task is not None
+    ended: dict[str, ExitCode] = {}
+    restore = _on_signals(task, ended)
+    try:
+        async with emulator:
+            status(f"RELAY emulator listening on {emulator.url}")
+            await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        if "code" not in ended:
+            raise
+        task.uncancel()
+        status("emulator stopped")
+        return LiveResult(ended["code"])
+    except OSError as exc:
+        return LiveResult(ExitCode.FAILURE, f"cannot listen on {emulator.host}:{emulator.port}: {exc.strerror or exc}")
+    finally:
+        restore()
+    return LiveResult(ExitCode.OK)
+
+
+def run_serve(emulator: Emulator, status: Callable[[str], None]) -> LiveResult:
+    """Serve until SIGINT or SIGTERM."""
+    return asyncio.run(_serve(emulator, status))
