@@ -7,6 +7,7 @@ Errors a user can cause become one line on stderr and an exit code, never a trac
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -163,7 +164,7 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="pretty: ad
 
 def _filter(
     term: Terminal, types: list[str] | None, exclude: list[str] | None, call_id: str | None, where: list[str] | None
-) -> EventFilter | None:
+) -> Callable[[dict[str, Any]], bool] | None:
     """The shared filter, or None when nothing filters (the pipeline then skips the call)."""
 
     def ambiguous(prefix: str, ids: list[str]) -> None:
@@ -175,7 +176,7 @@ def _filter(
         )
     except FilterError as exc:
         raise _fail(term, str(exc), ExitCode.USAGE) from None
-    return flt if flt.active else None
+    return flt.predicate if flt.active else None
 
 
 @app.command(epilog=EXIT_CODES)

@@ -81,7 +81,7 @@ async def _tail(
                 async with asyncio.timeout(timeout):
                     async with contextlib.aclosing(session.events()) as events:
                         async for item in events:
-                            if not pipeline.feed(item.payload, item.data):
+                            if not pipeline.feed(item.payload, item.data, item.id):
                                 break
             except TimeoutError:
                 status(f"timed out after {timeout:g} s")

@@ -62,7 +62,7 @@ class Pipeline:
         self._flush = flush
         self._pending: list[bytes] = []
 
-    def feed(self, payload: dict[str, Any], data: bytes | None) -> bool:
+    def feed(self, payload: dict[str, Any], data: bytes | None, frame_id: Any = None) -> bool:
         tally = self.tally
         tally.received += 1
         event_type = payload.get("event_type", "")
@@ -74,10 +74,10 @@ class Pipeline:
         tally.shown += 1
         if self._printer is not None:
             if self._flush:
-                self._out.write(self._printer(payload, data))
+                self._out.write(self._printer(payload, data, frame_id))
                 self._out.flush()
             else:
-                self._pending.append(self._printer(payload, data))
+                self._pending.append(self._printer(payload, data, frame_id))
                 if len(self._pending) >= 256:
                     self.drain()
         return self._count is None or tally.shown < self._count

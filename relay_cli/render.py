@@ -314,8 +314,8 @@ def headline(event_type: str, params: dict[str, Any]) -> str:
     return make(params)
 
 
-Printer = Callable[[dict[str, Any], "bytes | None"], bytes]
-"""Turns one event payload (and its input bytes when known) into the bytes to write."""
+Printer = Callable[[dict[str, Any], "bytes | None", Any], bytes]
+"""Turns one event payload, its encoded bytes and its frame id (each None when unknown) into output bytes."""
 
 
 class _PrettyLine:
@@ -358,7 +358,7 @@ class _PrettyLine:
             self._call_cache[call_id] = cell
         return cell
 
-    def __call__(self, payload: dict[str, Any], raw: bytes | None) -> bytes:
+    def __call__(self, payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
         params = payload.get("params")
         if not isinstance(params, dict):
             params = {}
@@ -387,17 +387,23 @@ class _PrettyLine:
         return "".join(f"    {dim}{name}{reset} {_text(clean[name])}\n" for name in event.typed_fields)
 
 
-def _json_printer(payload: dict[str, Any], raw: bytes | None) -> bytes:
+def _json_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
     payload, raw = protocol.without_secrets(payload, raw)
     return (raw if raw is not None else orjson.dumps(payload)) + b"\n"
 
 
-def _frame_printer(payload: dict[str, Any], raw: bytes | None) -> bytes:
+def _frame_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
+    """The ``signalwire.event`` frame; its id when the event came off the wire (recordings keep none)."""
     payload, _ = protocol.without_secrets(payload, raw)
-    return orjson.dumps({"jsonrpc": "2.0", "method": "signalwire.event", "params": payload}) + b"\n"
+    frame: dict[str, Any] = {"jsonrpc": "2.0"}
+    if frame_id is not None:
+        frame["id"] = frame_id
+    frame["method"] = "signalwire.event"
+    frame["params"] = payload
+    return orjson.dumps(frame) + b"\n"
 
 
-def _typed_printer(payload: dict[str, Any], raw: bytes | None) -> bytes:
+def _typed_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
     return orjson.dumps(event_json(parse_event(payload))) + b"\n"
 
 

@@ -153,6 +153,7 @@ class RelaySession:
         self._last_rx = 0.0
         self._ping_id: str | None = None
         self._ping_sent = 0.0
+        self._half_open: str | None = None
 
     async def events(self) -> AsyncGenerator[Received, None]:
         """Every event the server sends, ACKed already, across reconnects, until :meth:`close`."""
@@ -227,15 +228,15 @@ class RelaySession:
             raise
         self._ws = ws
         restored = bool(result.get("session_restored")) and resuming
-        self.stats.connects += 1
         contexts = ", ".join(cfg.contexts) or "none"
         if restored:
             self.stats.resumed += 1
             self._status(f"connected, session resumed (contexts: {contexts})")
-        elif resuming or (self._restart and self._protocol):
+        elif self.stats.connects:
             self._status(f"connected, fresh session (contexts: {contexts}); events in the gap may be missing")
         else:
             self._status(f"connected (contexts: {contexts})")
+        self.stats.connects += 1
         self._restart = False
         protocol_id = result.get("protocol")
         self._protocol = protocol_id if isinstance(protocol_id, str) and protocol_id else None
@@ -290,17 +291,16 @@ class RelaySession:
         loop = asyncio.get_running_loop()
         self._last_rx = loop.time()
         self._ping_id = None
+        self._half_open = None
         watchdog = asyncio.create_task(self._watch(ws))
         try:
             while True:
                 try:
                     data = await ws.recv(decode=False)
+                    self._last_rx = loop.time()
+                    item = await self._handle(ws, data)
                 except ConnectionClosed as exc:
-                    if watchdog.done() and not watchdog.cancelled() and watchdog.exception() is None:
-                        raise _Lost(watchdog.result()) from None
-                    raise _Lost(_closed_reason(exc)) from None
-                self._last_rx = loop.time()
-                item = await self._handle(ws, data)
+                    raise _Lost(self._half_open or _closed_reason(exc)) from None
                 if item is not None:
                     yield item
         finally:
@@ -359,8 +359,8 @@ class RelaySession:
             reply = protocol.error(frame_id, protocol.METHOD_NOT_FOUND, f"method not found: {method}")
         await ws.send(orjson.dumps(reply), text=True)
 
-    async def _watch(self, ws: ClientConnection) -> str:
-        """Ping the server and close a half-open socket: returns why it closed it."""
+    async def _watch(self, ws: ClientConnection) -> None:
+        """Ping the server, and close a half-open socket, saying why in ``_half_open``."""
         loop = asyncio.get_running_loop()
         cfg = self.config
         next_ping = loop.time() + cfg.ping_interval
@@ -374,8 +374,9 @@ class RelaySession:
             elif now - self._last_rx >= cfg.idle_timeout:
                 reason = f"no traffic for {cfg.idle_timeout:g} s (half-open socket)"
             if reason:
+                self._half_open = reason
                 await self._drop(ws)
-                return reason
+                return
             if now >= next_ping and self._ping_id is None:
                 request = protocol.request("signalwire.ping", {"timestamp": time.time()})
                 self._ping_id = request["id"]
@@ -384,7 +385,7 @@ class RelaySession:
                 try:
                     await ws.send(orjson.dumps(request), text=True)
                 except ConnectionClosed:
-                    return "connection closed while pinging"
+                    return
 
     async def _drop(self, ws: ClientConnection) -> None:
         """Close the socket, gracefully when it still answers, else at once."""
