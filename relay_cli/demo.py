@@ -391,10 +391,7 @@ class DemoTraffic:
         """An answered call: some actions, then the hang-up."""
         r = self._rng.random
         for _ in range(_ACTION_COUNTS[int(r() * len(_ACTION_COUNTS))]):
-            if self._tour and r() < 0.6:
-                kind = self._tour.pop()
-            else:
-                kind = _ACTIONS[bisect(_ACTION_CUM, r() * _ACTION_TOTAL)]
+            kind = self._tour.pop() if self._tour and r() < 0.6 else _ACTIONS[bisect(_ACTION_CUM, r() * _ACTION_TOTAL)]
             if (yield from self._actions[kind](c)):
                 break
         x = r()

@@ -53,7 +53,7 @@ def test_frame_and_typed_formats() -> None:
     frames = json_lines(relay("tail", "--demo", "--rate", "200", "-n", "5", "-f", "frame").stdout)
     assert all(f["jsonrpc"] == "2.0" and f["method"] == "signalwire.event" and f["id"] for f in frames)
     typed = json_lines(relay("tail", "--demo", "--rate", "200", "-n", "5", "-f", "typed").stdout)
-    assert [t["class"] for t in typed][0] == "RelayEvent"
+    assert next(t["class"] for t in typed) == "RelayEvent"
     assert all(t["class"] == EVENT_CLASS_MAP[t["event_type"]].__name__ for t in typed[1:])
     assert all(set(EVENT_CLASS_MAP[t["event_type"]].typed_fields) < set(t) for t in typed[1:])
 
@@ -213,7 +213,7 @@ def test_disconnect_with_restart_starts_a_fresh_session() -> None:
         server.run(server.emulator.wait_for_connections(1))
         server.run(server.emulator.send_disconnect(restart=True))
         server.run(server.emulator.wait_for_connections(2, timeout=10))
-        out, err = interrupt(proc)
+        _out, err = interrupt(proc)
         created, resumed = server.emulator.stats.sessions_created, server.emulator.stats.sessions_resumed
     assert (created, resumed) == (2, 0)
     assert "the server asked to disconnect and restart" in err
