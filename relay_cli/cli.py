@@ -6,8 +6,10 @@ Errors a user can cause become one line on stderr and an exit code, never a trac
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -21,9 +23,11 @@ from relay_cli.filters import EventFilter, FilterError
 from relay_cli.live import Demo, run_serve, run_tail
 from relay_cli.output import Color, ExitCode, Terminal
 from relay_cli.pipeline import Pipeline
-from relay_cli.reader import STDIN, InputError, Source, entries, to_event
+from relay_cli.reader import STDIN, BadLine, InputError, Source, entries, to_event, where
 from relay_cli.recording import Recorder, RecordingError
 from relay_cli.render import Format, event_json, make_printer, pretty_block
+from relay_cli.replay import Pacer
+from relay_cli.replay import replay as replay_logs
 from relay_cli.session import Credentials, SessionConfig, SessionError, endpoint_url
 
 __all__ = ["app", "main"]
@@ -46,7 +50,11 @@ ColorOption = Annotated[
 ]
 FormatOption = Annotated[
     Format | None,
-    typer.Option("--format", "-f", help="Output format [default: pretty on a terminal, json when piped]."),
+    typer.Option(
+        "--format",
+        "-o",
+        help="pretty, json (payloads), frame, typed, or none [default: pretty on a terminal, json when piped].",
+    ),
 ]
 
 
@@ -81,7 +89,7 @@ def parse(
     fmt: Annotated[
         ParseFormat | None,
         typer.Option(
-            "--format", "-f", help="pretty: a table per event; json: typed JSON lines. [default: pretty on a terminal]"
+            "--format", "-o", help="pretty: a table per event; json: typed JSON lines. [default: pretty on a terminal]"
         ),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Also fail on event types relay does not know.")] = False,
@@ -101,26 +109,27 @@ def parse(
     out: list[bytes] = []
     failed = False
     try:
-        for entry in entries(Source(file or STDIN)):
-            if entry.error is not None:
-                term.problem(entry.where, entry.error)
+        source = Source(file or STDIN)
+        for line, _, value in entries(source):
+            if isinstance(value, BadLine):
+                term.problem(where(source, line), value.message)
                 failed = True
                 continue
             try:
-                payload, note = to_event(entry.value)
+                payload, note = to_event(value)
                 if note is not None:
                     if pretty:
-                        out.append(f"{style.dim}{entry.where}{style.reset}  {note}\n\n".encode())
+                        out.append(f"{style.dim}{where(source, line)}{style.reset}  {note}\n\n".encode())
                     else:
-                        term.problem(entry.where, f"not an event: {note}")
+                        term.problem(where(source, line), f"not an event: {note}")
                     continue
                 event = parse_event(payload)
             except InvalidEvent as exc:
-                term.problem(entry.where, str(exc))
+                term.problem(where(source, line), str(exc))
                 failed = True
                 continue
             if strict and event.event_type not in EVENT_CLASS_MAP:
-                term.problem(entry.where, f"unknown event type {event.event_type!r}")
+                term.problem(where(source, line), f"unknown event type {event.event_type!r}")
                 failed = True
             if pretty:
                 out.append((pretty_block(event, style) + "\n").encode())
@@ -354,14 +363,92 @@ def serve(
         raise typer.Exit(result.code)
 
 
+@app.command(epilog=EXIT_CODES)
+def replay(
+    logs: Annotated[list[str], typer.Argument(help="Recordings (JSONL, a JSON array or object); - for stdin.")],
+    types: TypeOption = None,
+    exclude: ExcludeOption = None,
+    call_id: CallIdOption = None,
+    where: WhereOption = None,
+    fmt: FormatOption = None,
+    verbose: VerboseOption = False,
+    speed: Annotated[
+        float | None,
+        typer.Option("--speed", min=0.001, help="Keep the recorded gaps, SPEED times faster (1: real time)."),
+    ] = None,
+    max_gap: Annotated[
+        float, typer.Option("--max-gap", min=0, help="With --speed: cut gaps longer than this many seconds.")
+    ] = 2.0,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep reading as the recording grows, like tail -f.")
+    ] = False,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after showing N events.")] = None,
+    color: ColorOption = Color.auto,
+) -> None:
+    """Replay recordings through the same filters and views as tail: as fast as possible, or paced.
+
+    Bad lines are reported as FILE:LINE: message on stderr and skipped; a truncated last line (a
+    recorder killed mid-write) is only a warning.
+    """
+    term = Terminal()
+    if follow and len(logs) > 1:
+        raise _fail(term, "--follow reads one recording at a time", ExitCode.USAGE)
+    if logs.count(STDIN) > 1:
+        raise _fail(term, "stdin (-) can be read only once", ExitCode.USAGE)
+    accept = _filter(term, types, exclude, call_id, where)
+    fmt = term.default_format(fmt)
+    pipeline = Pipeline(
+        out=term.stdout,
+        printer=make_printer(fmt, term.style(color), verbose),
+        accept=accept,
+        count=count,
+        flush=follow or speed is not None,
+        tally_types=False,
+    )
+    pacer = Pacer(speed, max_gap) if speed else None
+    with _progress(term, logs, enabled=not follow) as progress:
+        try:
+            stats = replay_logs(logs, pipeline, problem=term.problem, pacer=pacer, follow=follow, progress=progress)
+        except InputError as exc:
+            raise _fail(term, str(exc)) from None
+        except BrokenPipeError:
+            raise typer.Exit(ExitCode.OK) from None
+        except KeyboardInterrupt:
+            pipeline.drain()
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                pipeline.drain()
+    if stats.bad:
+        term.status(f"{stats.bad} bad line{'s' if stats.bad != 1 else ''} skipped")
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+@contextlib.contextmanager
+def _progress(term: Terminal, logs: list[str], *, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr, when stderr is a terminal and stdout is not (it would garble the output)."""
+    sizes = [os.path.getsize(p) for p in logs if p != STDIN and os.path.isfile(p)]
+    if not enabled or not term.stderr_tty or term.stdout_tty or len(sizes) != len(logs):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("replay", total=sum(sizes))
+        yield lambda done: bar.update(task, completed=done)
+
+
 def _load_recording(term: Terminal, path: str) -> list[dict[str, Any]]:
     payloads: list[dict[str, Any]] = []
     try:
-        for entry in entries(Source(path)):
-            if entry.error is not None:
-                term.problem(entry.where, entry.error)
+        source = Source(path)
+        for line, _, value in entries(source):
+            if isinstance(value, BadLine):
+                term.problem(where(source, line), value.message)
                 continue
-            payload, note = to_event(entry.value)
+            payload, note = to_event(value)
             if note is None and isinstance(payload, dict):
                 payloads.append(payload)
     except (InputError, InvalidEvent) as exc:

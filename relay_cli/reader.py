@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
@@ -19,7 +18,7 @@ import orjson
 from relay_cli import protocol
 from relay_cli.event import InvalidEvent
 
-__all__ = ["STDIN", "Entry", "InputError", "Source", "entries", "to_event"]
+__all__ = ["STDIN", "BadLine", "Entry", "InputError", "Source", "entries", "to_event", "where"]
 
 STDIN = "-"
 _FRAME_KEYS = ("jsonrpc", "method")
@@ -30,25 +29,27 @@ class InputError(Exception):
     """The input as a whole cannot be read: missing, unreadable, a directory, or empty."""
 
 
-@dataclass(slots=True)
-class Entry:
-    """One JSON value read from the input, or the reason it could not be read.
+class BadLine:
+    """Stands in for the value of a line that is not JSON: what is wrong, and whether the line was cut off.
 
-    ``raw`` is the bytes of the value when it came on a line of its own (JSON Lines), else None.
-    ``error`` is set when the value is not JSON; ``truncated`` when that was an unterminated last line,
-    which is what a recorder killed mid-write leaves behind.
+    ``truncated`` marks an unterminated last line, which is what a recorder killed mid-write leaves behind.
     """
 
-    source: str
-    line: int
-    value: Any = None
-    raw: bytes | None = None
-    error: str | None = None
-    truncated: bool = False
+    __slots__ = ("message", "truncated")
 
-    @property
-    def where(self) -> str:
-        return f"{self.source}:{self.line}"
+    def __init__(self, message: str, truncated: bool = False) -> None:
+        self.message = message
+        self.truncated = truncated
+
+
+Entry = tuple["int | str", "bytes | None", Any]
+"""``(line, raw, value)``: the line number (or ``[index]`` in a JSON array), the bytes of the value when it
+had a line of its own, and the decoded value or a :class:`BadLine`. A plain tuple: replay makes a million."""
+
+
+def where(source: Source, line: int | str) -> str:
+    """``FILE:LINE`` for messages, or ``FILE[INDEX]`` for an item of a JSON array."""
+    return f"{source.name}{line}" if isinstance(line, str) else f"{source.name}:{line}"
 
 
 class Source:
@@ -82,49 +83,51 @@ def entries(
     With ``follow``, keep reading JSON Lines as the file grows (as ``tail -f`` does) until ``stop()``
     says so; an unterminated last line is then held back until its newline arrives.
     """
-    stream = source.open()
+    return _read(source, source.open(), follow, poll, stop)
+
+
+def _read(
+    source: Source, stream: IO[bytes], follow: bool, poll: float, stop: Callable[[], bool] | None
+) -> Iterator[Entry]:
+    name = source.name
     try:
-        yield from _read(stream, source.name, follow, poll, stop)
+        line_no = 0
+        first = b""
+        while not first.strip(_WHITESPACE):
+            first = stream.readline()
+            line_no += 1
+            if not first:
+                if follow and not (stop and stop()):
+                    time.sleep(poll)
+                    line_no -= 1
+                    continue
+                raise InputError(f"{name}: empty input, no JSON found")
+        if first.startswith(b"\xef\xbb\xbf"):
+            first = first[3:]
+        head = first.lstrip(_WHITESPACE)[:1]
+        if head == b"[" or (head == b"{" and not _parses(first)):
+            rest = stream.read()
+            yield from _document(name, line_no, first + rest)
+            return
+        yield _line(line_no, first)
+        loads = orjson.loads
+        for line in stream:
+            line_no += 1
+            try:
+                yield line_no, line, loads(line)
+            except orjson.JSONDecodeError:
+                if line.strip(_WHITESPACE):
+                    yield _line(line_no, line)
+        if follow:
+            yield from _follow(stream, line_no, poll, stop)
     except OSError as exc:
-        raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
     finally:
         if source.path != STDIN:
             stream.close()
 
 
-def _read(
-    stream: IO[bytes], name: str, follow: bool, poll: float, stop: Callable[[], bool] | None
-) -> Iterator[Entry]:
-    line_no = 0
-    first = b""
-    while not first.strip(_WHITESPACE):
-        first = stream.readline()
-        line_no += 1
-        if not first:
-            if follow and not (stop and stop()):
-                time.sleep(poll)
-                line_no -= 1
-                continue
-            raise InputError(f"{name}: empty input, no JSON found")
-    if first.startswith(b"\xef\xbb\xbf"):
-        first = first[3:]
-    head = first.lstrip(_WHITESPACE)[:1]
-    if head == b"[" or (head == b"{" and not _parses(first)):
-        rest = stream.read()
-        yield from _document(name, line_no, first + rest)
-        return
-    yield _line(name, line_no, first)
-    for line in stream:
-        line_no += 1
-        if line.strip(_WHITESPACE):
-            yield _line(name, line_no, line)
-    if follow:
-        yield from _follow(stream, name, line_no, poll, stop)
-
-
-def _follow(
-    stream: IO[bytes], name: str, line_no: int, poll: float, stop: Callable[[], bool] | None
-) -> Iterator[Entry]:
+def _follow(stream: IO[bytes], line_no: int, poll: float, stop: Callable[[], bool] | None) -> Iterator[Entry]:
     partial = b""
     while not (stop and stop()):
         chunk = stream.readline()
@@ -136,7 +139,7 @@ def _follow(
             continue
         line_no += 1
         if partial.strip(_WHITESPACE):
-            yield _line(name, line_no, partial)
+            yield _line(line_no, partial)
         partial = b""
 
 
@@ -148,12 +151,11 @@ def _parses(line: bytes) -> bool:
     return True
 
 
-def _line(name: str, line_no: int, line: bytes) -> Entry:
-    raw = line.rstrip(_WHITESPACE)
+def _line(line_no: int, line: bytes) -> Entry:
     try:
-        return Entry(name, line_no, orjson.loads(raw), raw)
+        return line_no, line, orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return Entry(name, line_no, error=_json_error(exc), truncated=not line.endswith(b"\n"))
+        return line_no, None, BadLine(_json_error(exc), truncated=not line.endswith(b"\n"))
 
 
 def _document(name: str, first_line: int, data: bytes) -> Iterator[Entry]:
@@ -161,16 +163,15 @@ def _document(name: str, first_line: int, data: bytes) -> Iterator[Entry]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        line = first_line + data.count(b"\n", 0, exc.pos)
-        yield Entry(name, line, error=_json_error(exc))
+        yield first_line + data.count(b"\n", 0, exc.pos), None, BadLine(_json_error(exc))
         return
     if isinstance(value, list):
         if not value:
             raise InputError(f"{name}: empty JSON array, no events")
         for index, item in enumerate(value):
-            yield Entry(f"{name}[{index}]", first_line, item)
+            yield f"[{index}]", None, item
     else:
-        yield Entry(name, first_line, value)
+        yield first_line, None, value
 
 
 def _json_error(exc: orjson.JSONDecodeError) -> str:

@@ -34,7 +34,9 @@ class Recorder:
 
     def write(self, payload: dict[str, Any], data: bytes | None = None) -> None:
         payload, data = protocol.without_secrets(payload, data)
-        line = (data if data is not None else orjson.dumps(payload)) + b"\n"
+        line = data if data is not None else orjson.dumps(payload)
+        if not line.endswith(b"\n"):
+            line += b"\n"
         try:
             while line:
                 line = line[os.write(self._fd, line) :]

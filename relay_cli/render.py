@@ -40,6 +40,7 @@ class Format(StrEnum):
     json = "json"
     frame = "frame"
     typed = "typed"
+    none = "none"
 
 
 _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
@@ -167,13 +168,16 @@ def _obj(params: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _s(value: Any) -> str:
-    if value is None or value == "":
+    """A payload value as escaped text; ``""`` for absent or empty values."""
+    if value.__class__ is str:
+        return value if value.isprintable() else value.translate(_ESCAPE_TABLE)
+    if value is None:
         return ""
-    return escape(value) if isinstance(value, str) else _text(value)
+    return _text(value)
 
 
 def _join(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
+    return " ".join(filter(None, parts))
 
 
 def _numbers(device: Any) -> str:
@@ -318,31 +322,49 @@ Printer = Callable[[dict[str, Any], "bytes | None", Any], bytes]
 """Turns one event payload, its encoded bytes and its frame id (each None when unknown) into output bytes."""
 
 
+_MILLIS = tuple(f"{ms:03d}" for ms in range(1000))
+
+
 class _PrettyLine:
-    """One line per event for ``tail`` and ``replay``; ``verbose`` adds the typed fields under it."""
+    """One line per event for ``tail`` and ``replay``; ``verbose`` adds the typed fields under it.
+
+    Cells that repeat (the clock's minute, event types, call ids) are formatted once and cached.
+    Outbound calls are named before their first dial event carries the id, so tags seen on
+    ``calling.call.state`` events map later tag-only dial events to their call.
+    """
 
     def __init__(self, style: Style, verbose: bool) -> None:
         self.style = style
         self.verbose = verbose
+        self._dim = style.dim
+        self._reset = style.reset
+        self._minute = -1
         self._second = -1
         self._clock = ""
+        self._seconds = ""
         self._type_cache: dict[str, str] = {}
         self._call_cache: dict[str, str] = {}
+        self._tags: dict[str, str] = {}
 
     def _time(self, ts: Any) -> str:
-        if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not 0 < ts < 32503680000:
+        if ts.__class__ is not float and (ts.__class__ is not int or ts is True or ts is False):
+            return "--:--:--.---"
+        if not 0 < ts < 32503680000:
             return "--:--:--.---"
         second = int(ts)
         if second != self._second:
             self._second = second
-            self._clock = time.strftime("%H:%M:%S", time.localtime(second))
-        return f"{self._clock}.{int((ts - second) * 1000):03d}"
+            minute = second // 60
+            if minute != self._minute:
+                self._minute = minute
+                self._clock = time.strftime("%H:%M:", time.localtime(minute * 60))
+            self._seconds = f"{self._clock}{second % 60:02d}."
+        return self._seconds + _MILLIS[int((ts - second) * 1000)]
 
     def _type(self, event_type: str) -> str:
         cell = self._type_cache.get(event_type)
         if cell is None:
-            style = self.style
-            cell = f"{style.code(family_sgr(event_type))}{escape(event_type) or '-':<24}{style.reset}"
+            cell = f"{self.style.code(family_sgr(event_type))}{escape(event_type) or '-':<24}{self._reset}"
             if len(self._type_cache) < 4096:
                 self._type_cache[event_type] = cell
         return cell
@@ -350,28 +372,44 @@ class _PrettyLine:
     def _call(self, call_id: str) -> str:
         cell = self._call_cache.get(call_id)
         if cell is None:
-            style = self.style
             short = escape(call_id)[:8]
-            cell = f"{style.code(call_sgr(call_id))}{short:<8}{style.reset}" if call_id else " " * 8
+            cell = f"{self.style.code(call_sgr(call_id))}{short:<8}{self._reset}" if call_id else " " * 8
             if len(self._call_cache) > 65536:
                 self._call_cache.clear()
             self._call_cache[call_id] = cell
         return cell
 
+    def _call_id(self, params: dict[str, Any]) -> str:
+        call_id = params.get("call_id")
+        tag = params.get("tag")
+        if call_id.__class__ is str and call_id:
+            if tag.__class__ is str and tag:
+                if len(self._tags) > 65536:
+                    self._tags.clear()
+                self._tags[tag] = call_id
+            return call_id
+        call = params.get("call")
+        if call.__class__ is dict and call.get("call_id").__class__ is str:
+            return call["call_id"]  # type: ignore[no-any-return]
+        if tag.__class__ is str:
+            return self._tags.get(tag, "")
+        return "" if call_id is None else str(call_id)
+
     def __call__(self, payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
         params = payload.get("params")
-        if not isinstance(params, dict):
+        if params.__class__ is not dict:
             params = {}
         event_type = payload.get("event_type")
-        if not isinstance(event_type, str):
+        if event_type.__class__ is not str:
             event_type = ""
-        call_id = params.get("call_id") or _get(params, "call", "call_id") or ""
-        if not isinstance(call_id, str):
-            call_id = str(call_id)
-        ts = payload.get("timestamp", params.get("timestamp"))
+        ts = payload.get("timestamp")
+        if ts is None:
+            ts = params.get("timestamp")
+        make = _HEADLINES.get(event_type)
+        what = make(params) if make is not None else headline(event_type, params)
         line = (
-            f"{self.style.dim}{self._time(ts)}{self.style.reset} {self._type(event_type)} "
-            f"{self._call(call_id)} {headline(event_type, params)}\n"
+            f"{self._dim}{self._time(ts)}{self._reset} {self._type(event_type)} "
+            f"{self._call(self._call_id(params))} {what}\n"
         )
         if self.verbose:
             line += self._fields(payload)
@@ -383,13 +421,15 @@ class _PrettyLine:
         except ValueError:
             return ""
         clean = event_json(event)
-        dim, reset = self.style.dim, self.style.reset
+        dim, reset = self._dim, self._reset
         return "".join(f"    {dim}{name}{reset} {_text(clean[name])}\n" for name in event.typed_fields)
 
 
 def _json_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
     payload, raw = protocol.without_secrets(payload, raw)
-    return (raw if raw is not None else orjson.dumps(payload)) + b"\n"
+    if raw is None:
+        return orjson.dumps(payload) + b"\n"
+    return raw if raw.endswith(b"\n") else raw + b"\n"
 
 
 def _frame_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
@@ -407,8 +447,10 @@ def _typed_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = N
     return orjson.dumps(event_json(parse_event(payload))) + b"\n"
 
 
-def make_printer(fmt: Format, style: Style, verbose: bool = False) -> Printer:
-    """The printer for a format; every one takes the payload and, when known, its input bytes."""
+def make_printer(fmt: Format, style: Style, verbose: bool = False) -> Printer | None:
+    """The printer for a format (None for ``none``); each takes the payload and, when known, its bytes and id."""
+    if fmt is Format.none:
+        return None
     if fmt is Format.pretty:
         return _PrettyLine(style, verbose)
     return {Format.json: _json_printer, Format.frame: _frame_printer, Format.typed: _typed_printer}[fmt]

@@ -45,14 +45,14 @@ def test_demo_pretty_output_is_one_escaped_line_per_event() -> None:
 
 
 def test_color_always_colours_event_types_and_call_ids() -> None:
-    result = relay("tail", "--demo", "--rate", "200", "--count", "10", "-f", "pretty", "--color", "always")
+    result = relay("tail", "--demo", "--rate", "200", "--count", "10", "-o", "pretty", "--color", "always")
     assert "\x1b[36m" in result.stdout and "\x1b[38;5;" in result.stdout
 
 
 def test_frame_and_typed_formats() -> None:
-    frames = json_lines(relay("tail", "--demo", "--rate", "200", "-n", "5", "-f", "frame").stdout)
+    frames = json_lines(relay("tail", "--demo", "--rate", "200", "-n", "5", "-o", "frame").stdout)
     assert all(f["jsonrpc"] == "2.0" and f["method"] == "signalwire.event" and f["id"] for f in frames)
-    typed = json_lines(relay("tail", "--demo", "--rate", "200", "-n", "5", "-f", "typed").stdout)
+    typed = json_lines(relay("tail", "--demo", "--rate", "200", "-n", "5", "-o", "typed").stdout)
     assert next(t["class"] for t in typed) == "RelayEvent"
     assert all(t["class"] == EVENT_CLASS_MAP[t["event_type"]].__name__ for t in typed[1:])
     assert all(set(EVENT_CLASS_MAP[t["event_type"]].typed_fields) < set(t) for t in typed[1:])
@@ -72,12 +72,12 @@ def test_where_filter_on_a_nested_path() -> None:
 
 def test_call_id_prefix_follows_one_call() -> None:
     with emulator(rate=500, seed=3) as server:
-        rec = relay("tail", "--url", server.url, *CREDS, "-c", "default", "-n", "400", "-f", "json")
+        rec = relay("tail", "--url", server.url, *CREDS, "-c", "default", "-n", "400", "-o", "json")
     events = json_lines(rec.stdout)
     call_id = next(e["params"]["call_id"] for e in events if e["event_type"] == "calling.call.receive")
     with emulator(rate=500, seed=3) as server:
         result = relay("tail", "--url", server.url, *CREDS, "-c", "default", "--call-id", call_id[:8],
-                       "--timeout", "2", "-f", "json")
+                       "--timeout", "2", "-o", "json")
     mine = json_lines(result.stdout)
     assert mine and all(call_id in (e["params"].get("call_id"), e["params"].get("peer", {}).get("call_id"))
                         for e in mine)
@@ -93,7 +93,7 @@ def test_record_writes_every_event_unfiltered_with_mode_0600(tmp_path: Path) -> 
     assert sum(e["event_type"].startswith("messaging.") for e in recorded) == 10
     assert recorded[0]["event_type"] == "signalwire.authorization.state"
     assert recorded[0]["params"]["authorization_state"] == "[redacted]"
-    parsed = relay("parse", str(path), "-f", "json")
+    parsed = relay("parse", str(path), "-o", "json")
     assert parsed.returncode == 0 and len(parsed.stdout.splitlines()) == len(recorded)
 
 
@@ -164,7 +164,7 @@ def test_rejected_credentials_stop_after_three_attempts_without_leaking_the_toke
 
 def test_malformed_frames_are_reported_on_stderr_and_skipped() -> None:
     with emulator(demo=False) as server:
-        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "x", "-f", "json")
+        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "x", "-o", "json")
         server.run(server.emulator.wait_for_connections(1))
         server.run(server.emulator.inject("this is not json \x1b[31m"))
         server.run(server.emulator.inject('{"jsonrpc":"2.0","method":"signalwire.event","id":"e1","params":[1]}'))
@@ -180,7 +180,7 @@ def test_malformed_frames_are_reported_on_stderr_and_skipped() -> None:
 
 
 def test_sigterm_exits_143_with_a_summary() -> None:
-    proc = spawn("tail", "--demo", "--rate", "50", "-f", "json")
+    proc = spawn("tail", "--demo", "--rate", "50", "-o", "json")
     wait_until(lambda: proc.poll() is None, what="start")
     import time
 
@@ -193,7 +193,7 @@ def test_sigterm_exits_143_with_a_summary() -> None:
 
 def test_abrupt_drop_resumes_the_session_and_gets_unacked_events_again() -> None:
     with emulator(rate=100, seed=1) as server:
-        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "default", "-f", "json")
+        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "default", "-o", "json")
         server.run(server.emulator.wait_for_connections(1))
         wait_until(lambda: server.emulator.stats.events_acked > 20, what="events")
         server.run(server.emulator.drop())
@@ -209,7 +209,7 @@ def test_abrupt_drop_resumes_the_session_and_gets_unacked_events_again() -> None
 
 def test_disconnect_with_restart_starts_a_fresh_session() -> None:
     with emulator(rate=100, seed=2) as server:
-        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "default", "-f", "json")
+        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "default", "-o", "json")
         server.run(server.emulator.wait_for_connections(1))
         server.run(server.emulator.send_disconnect(restart=True))
         server.run(server.emulator.wait_for_connections(2, timeout=10))
@@ -222,7 +222,7 @@ def test_disconnect_with_restart_starts_a_fresh_session() -> None:
 
 def test_disconnect_without_restart_resumes() -> None:
     with emulator(rate=100, seed=2) as server:
-        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "default", "-f", "json")
+        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "default", "-o", "json")
         server.run(server.emulator.wait_for_connections(1))
         server.run(server.emulator.send_disconnect(restart=False))
         server.run(server.emulator.wait_for_connections(2, timeout=10))
@@ -296,7 +296,7 @@ def test_library_session_raises_auth_error_with_the_server_reason() -> None:
 def test_secrets_never_reach_stdout_stderr_or_the_recording(tmp_path: Path) -> None:
     path = tmp_path / "rec.jsonl"
     with emulator(rate=200) as server:
-        result = relay("tail", "--url", server.url, *CREDS, "-c", "default", "-n", "30", "-f", "frame",
+        result = relay("tail", "--url", server.url, *CREDS, "-c", "default", "-n", "30", "-o", "frame",
                        "--record", str(path), "-v")
         logs = "\n".join(server.logs)
     everything = result.stdout + result.stderr + path.read_text()
@@ -307,7 +307,7 @@ def test_secrets_never_reach_stdout_stderr_or_the_recording(tmp_path: Path) -> N
 
 def test_every_event_type_of_the_demo_parses_to_its_class() -> None:
     with emulator(rate=0, seed=5) as server:
-        result = relay("tail", "--url", server.url, *CREDS, "-c", "default", "-n", "3000", "-f", "typed")
+        result = relay("tail", "--url", server.url, *CREDS, "-c", "default", "-n", "3000", "-o", "typed")
     typed = json_lines(result.stdout)
     classes = {t["event_type"]: t["class"] for t in typed}
     assert {k: classes[k] for k in EVENT_CLASS_MAP} == {k: v.__name__ for k, v in EVENT_CLASS_MAP.items()}
