@@ -32,15 +32,17 @@ from relay_cli.session import Credentials, SessionConfig, SessionError, endpoint
 
 __all__ = ["app", "main"]
 
-EXIT_CODES = """Exit codes: 0 ok; 1 runtime failure (connection, authentication, bad input found);
-2 usage error; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."""
+EXIT_CODES = (
+    "Exit codes: 0 ok, 1 runtime failure (connection, authentication, bad input found), 2 usage error, "
+    "130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."
+)
 
 app = typer.Typer(
     name="relay",
     help=f"See what a SignalWire RELAY account is doing: live, from a recording, or from one payload.\n\n{EXIT_CODES}",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
