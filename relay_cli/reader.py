@@ -105,10 +105,18 @@ def _read(
         if first.startswith(b"\xef\xbb\xbf"):
             first = first[3:]
         head = first.lstrip(_WHITESPACE)[:1]
-        if head == b"[" or (head == b"{" and not _parses(first)):
-            rest = stream.read()
-            yield from _document(name, line_no, first + rest)
+        if head == b"[":
+            yield from _document(name, line_no, first + stream.read())
             return
+        if head == b"{" and not _parses(first):
+            # An object spread over lines, or JSON Lines whose first line is bad: the next line tells.
+            second = stream.readline()
+            if not (second.strip(_WHITESPACE) and _parses(second)):
+                yield from _document(name, line_no, first + second + stream.read())
+                return
+            yield _line(line_no, first)
+            line_no += 1
+            first = second
         yield _line(line_no, first)
         loads = orjson.loads
         for line in stream:

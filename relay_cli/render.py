@@ -133,7 +133,7 @@ def event_json(event: RelayEvent) -> dict[str, Any]:
 def pretty_block(event: RelayEvent, style: Style) -> str:
     """``relay parse``'s view: class and type, then every typed field in an aligned table."""
     rows: list[tuple[str, str]] = [
-        ("call_id", _text(event.call_id) or "-"),
+        ("call_id", _text(protocol.redact(event.call_id)) or "-"),
         ("time", local_iso(event.timestamp)),
     ]
     clean = event_json(event)
@@ -143,7 +143,7 @@ def pretty_block(event: RelayEvent, style: Style) -> str:
         value = payload.get(key)
         if value in ("", None) or (key in event.typed_fields and clean[key] == value):
             continue
-        rows.append((key if key not in event.typed_fields else f"{key} (top level)", _text(value)))
+        rows.append((key if key not in event.typed_fields else f"{key} (top level)", _text(protocol.redact(value))))
     rows += typed
     width = max(len(name) for name, _ in rows)
     fam = style.code(family_sgr(event.event_type))
