@@ -17,18 +17,17 @@ import orjson
 import typer
 
 from relay_cli import __version__
-from relay_cli.emulator import Emulator
+from relay_cli.calls import CallTracker
 from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, parse_event
 from relay_cli.filters import EventFilter, FilterError
-from relay_cli.live import Demo, run_serve, run_tail
 from relay_cli.output import Color, ExitCode, Terminal
 from relay_cli.pipeline import Pipeline
 from relay_cli.reader import STDIN, BadLine, InputError, Source, entries, to_event, where
 from relay_cli.recording import Recorder, RecordingError
-from relay_cli.render import Format, event_json, make_printer, pretty_block
+from relay_cli.render import Format, escape, event_json, make_printer, pretty_block
 from relay_cli.replay import Pacer
 from relay_cli.replay import replay as replay_logs
-from relay_cli.session import Credentials, SessionConfig, SessionError, endpoint_url
+from relay_cli.summary import Summary
 
 __all__ = ["app", "main"]
 
@@ -121,7 +120,8 @@ def parse(
                 payload, note = to_event(value)
                 if note is not None:
                     if pretty:
-                        out.append(f"{style.dim}{where(source, line)}{style.reset}  {note}\n\n".encode())
+                        label = escape(where(source, line))
+                        out.append(f"{style.dim}{label}{style.reset}  {escape(note)}\n\n".encode())
                     else:
                         term.problem(where(source, line), f"not an event: {note}")
                     continue
@@ -169,6 +169,9 @@ CallIdOption = Annotated[
 WhereOption = Annotated[
     list[str] | None,
     typer.Option("--where", "-w", help="PATH=VALUE, PATH!=VALUE or PATH~REGEX on the payload; repeatable, all hold."),
+]
+LogsArgument = Annotated[
+    list[str], typer.Argument(help="Recordings (JSON Lines, a JSON array or object); - for stdin.", show_default=False)
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="pretty: add the typed fields under each line.")]
 
@@ -247,6 +250,9 @@ def tail(
 
     Status lines and the closing summary go to stderr; stdout carries events only.
     """
+    from relay_cli.live import Demo, run_tail
+    from relay_cli.session import Credentials, SessionConfig, SessionError, endpoint_url
+
     term = Terminal()
     contexts = list(context or (["default"] if demo else []))
     credentials = Credentials(project=project, token=token, jwt=jwt)
@@ -332,6 +338,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run a local RELAY emulator: real protocol, demo call and message traffic, no account needed."""
+    from relay_cli.emulator import Emulator
+    from relay_cli.live import run_serve
+
     term = Terminal()
     tls = None
     if certfile or keyfile:
@@ -367,7 +376,7 @@ def serve(
 
 @app.command(epilog=EXIT_CODES)
 def replay(
-    logs: Annotated[list[str], typer.Argument(help="Recordings (JSONL, a JSON array or object); - for stdin.")],
+    logs: LogsArgument,
     types: TypeOption = None,
     exclude: ExcludeOption = None,
     call_id: CallIdOption = None,
@@ -385,6 +394,13 @@ def replay(
         bool, typer.Option("--follow", "-f", help="Keep reading as the recording grows, like tail -f.")
     ] = False,
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after showing N events.")] = None,
+    summary: Annotated[
+        bool,
+        typer.Option("--summary", "-s", help="At the end, on stderr: events, calls, durations, messages, time span."),
+    ] = False,
+    by_call: Annotated[
+        bool, typer.Option("--by-call", help="One block per call and message instead of one line per event.")
+    ] = False,
     color: ColorOption = Color.auto,
 ) -> None:
     """Replay recordings through the same filters and views as tail: as fast as possible, or paced.
@@ -392,22 +408,102 @@ def replay(
     Bad lines are reported as FILE:LINE: message on stderr and skipped; a truncated last line (a
     recorder killed mid-write) is only a warning.
     """
-    term = Terminal()
+    _replay(
+        Terminal(),
+        logs,
+        types=types,
+        exclude=exclude,
+        call_id=call_id,
+        where=where,
+        fmt=fmt,
+        verbose=verbose,
+        speed=speed,
+        max_gap=max_gap,
+        follow=follow,
+        count=count,
+        summary=summary,
+        by_call=by_call,
+        color=color,
+    )
+
+
+@app.command(epilog=EXIT_CODES)
+def calls(
+    logs: LogsArgument,
+    call_id: CallIdOption = None,
+    types: TypeOption = None,
+    exclude: ExcludeOption = None,
+    where: WhereOption = None,
+    summary: Annotated[bool, typer.Option("--summary", "-s", help="Also print the summary on stderr.")] = False,
+    color: ColorOption = Color.auto,
+) -> None:
+    """One block per call (and per message) of a recording: its legs, numbers and what happened when.
+
+    Times are relative to the call's first event; calls with no end state and events out of lifecycle
+    order are flagged. The same as relay replay --by-call.
+    """
+    _replay(
+        Terminal(),
+        logs,
+        types=types,
+        exclude=exclude,
+        call_id=call_id,
+        where=where,
+        fmt=None,
+        verbose=False,
+        speed=None,
+        max_gap=0.0,
+        follow=False,
+        count=None,
+        summary=summary,
+        by_call=True,
+        color=color,
+    )
+
+
+def _replay(
+    term: Terminal,
+    logs: list[str],
+    *,
+    types: list[str] | None,
+    exclude: list[str] | None,
+    call_id: str | None,
+    where: list[str] | None,
+    fmt: Format | None,
+    verbose: bool,
+    speed: float | None,
+    max_gap: float,
+    follow: bool,
+    count: int | None,
+    summary: bool,
+    by_call: bool,
+    color: Color,
+) -> None:
     if follow and len(logs) > 1:
         raise _fail(term, "--follow reads one recording at a time", ExitCode.USAGE)
     if logs.count(STDIN) > 1:
         raise _fail(term, "stdin (-) can be read only once", ExitCode.USAGE)
-    accept = _filter(term, types, exclude, call_id, where)
+    style = term.style(color)
+    tracker = CallTracker(style=style, call_id=call_id) if by_call else None
+    # Calls are narrowed by the tracker, which also keeps the peer legs of the chosen call.
+    accept = _filter(term, types, exclude, None if by_call else call_id, where)
     fmt = term.default_format(fmt)
+    printer = make_printer(fmt, style, verbose)
+    if tracker is not None:
+        blocks = tracker.feed
+        printer = lambda payload, raw, frame_id: blocks(payload).encode()  # noqa: E731
+    totals = Summary() if summary else None
     pipeline = Pipeline(
         out=term.stdout,
-        printer=make_printer(fmt, term.style(color), verbose),
+        printer=printer,
         accept=accept,
         count=count,
         flush=follow or speed is not None,
+        observe=totals.feed if totals is not None else None,
         tally_types=False,
     )
     pacer = Pacer(speed, max_gap) if speed else None
+    interrupted = False
     with _progress(term, logs, enabled=not follow) as progress:
         try:
             stats = replay_logs(logs, pipeline, problem=term.problem, pacer=pacer, follow=follow, progress=progress)
@@ -416,11 +512,20 @@ def replay(
         except BrokenPipeError:
             raise typer.Exit(ExitCode.OK) from None
         except KeyboardInterrupt:
-            pipeline.drain()
-            raise typer.Exit(ExitCode.INTERRUPTED) from None
+            interrupted = True
         finally:
             with contextlib.suppress(BrokenPipeError):
                 pipeline.drain()
+                if tracker is not None and not interrupted:
+                    term.stdout.write(tracker.finish().encode())
+                    term.stdout.flush()
+    if totals is not None:
+        if not interrupted:
+            totals.malformed(stats.bad)
+        for line in totals.lines():
+            term.status(line)
+    if interrupted:
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if stats.bad:
         term.status(f"{stats.bad} bad line{'s' if stats.bad != 1 else ''} skipped")
         raise typer.Exit(ExitCode.FAILURE)

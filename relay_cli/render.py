@@ -330,7 +330,8 @@ class _PrettyLine:
 
     Cells that repeat (the clock's minute, event types, call ids) are formatted once and cached.
     Outbound calls are named before their first dial event carries the id, so tags seen on
-    ``calling.call.state`` events map later tag-only dial events to their call.
+    ``calling.call.state`` events map later tag-only dial events to their call. Messages show their
+    message id in the call column, so the events of one message share a colour too.
     """
 
     def __init__(self, style: Style, verbose: bool) -> None:
@@ -393,6 +394,9 @@ class _PrettyLine:
             return call["call_id"]  # type: ignore[no-any-return]
         if tag.__class__ is str:
             return self._tags.get(tag, "")
+        message_id = params.get("message_id")
+        if message_id.__class__ is str:
+            return message_id
         return "" if call_id is None else str(call_id)
 
     def __call__(self, payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:

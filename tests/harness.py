@@ -75,17 +75,13 @@ def relay(*args: str, timeout: float = 60, env: dict[str, str] | None = None) ->
     """Run ``relay`` to completion, capturing stdout and stderr separately."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALWIRE_")}
     full_env.update(env or {})
-    return subprocess.run(
-        [*RELAY, *args], capture_output=True, text=True, timeout=timeout, env=full_env, check=False
-    )
+    return subprocess.run([*RELAY, *args], capture_output=True, text=True, timeout=timeout, env=full_env, check=False)
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
     """Start ``relay`` in the background, for tests that act while it runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALWIRE_")}
-    return subprocess.Popen(
-        [*RELAY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    return subprocess.Popen([*RELAY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:

@@ -11,15 +11,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def complete_bash(words: str) -> list[str]:
-    env = {**os.environ, "_RELAY_COMPLETE": "complete_bash", "COMP_WORDS": words,
-           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    env = {
+        **os.environ,
+        "_RELAY_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+    }
     result = subprocess.run([sys.executable, "-m", "relay_cli"], env=env, capture_output=True, text=True, check=True)
     return result.stdout.split()
 
 
 def test_shipped_completion_scripts_match_the_generator() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "completions.py"), "--check"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "completions.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     for shell in ("bash", "zsh", "fish"):
         assert "_RELAY_COMPLETE" in (ROOT / "completions" / f"relay.{shell}").read_text()

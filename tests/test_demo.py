@@ -47,9 +47,7 @@ def test_same_seed_without_start_differs_only_in_timestamps() -> None:
     a = DemoTraffic(seed=7).take(200)
     b = DemoTraffic(seed=7).take(200)
     for x, y in zip(a, b, strict=True):
-        assert {k: v for k, v in x.items() if k != "timestamp"} == {
-            k: v for k, v in y.items() if k != "timestamp"
-        }
+        assert {k: v for k, v in x.items() if k != "timestamp"} == {k: v for k, v in y.items() if k != "timestamp"}
 
 
 def test_different_seeds_give_different_streams() -> None:
@@ -248,9 +246,7 @@ def test_roughly_seven_in_ten_flows_are_calls() -> None:
             kind == "calling.call.state" and params["call_state"] == "created" and "peer" not in params
         ):
             calls += 1
-        elif kind == "messaging.receive" or (
-            kind == "messaging.state" and params["message_state"] == "queued"
-        ):
+        elif kind == "messaging.receive" or (kind == "messaging.state" and params["message_state"] == "queued"):
             messages += 1
     assert 0.62 < calls / (calls + messages) < 0.78
 

@@ -59,8 +59,9 @@ def test_frame_and_typed_formats() -> None:
 
 
 def test_type_and_exclude_filters_apply_to_what_is_shown() -> None:
-    shown = json_lines(relay("tail", "--demo", "--rate", "500", "-n", "15", "-t", "calling.call.*",
-                             "-x", "calling.call.state").stdout)
+    shown = json_lines(
+        relay("tail", "--demo", "--rate", "500", "-n", "15", "-t", "calling.call.*", "-x", "calling.call.state").stdout
+    )
     assert len(shown) == 15
     assert all(e["event_type"].startswith("calling.call.") and e["event_type"] != "calling.call.state" for e in shown)
 
@@ -76,11 +77,24 @@ def test_call_id_prefix_follows_one_call() -> None:
     events = json_lines(rec.stdout)
     call_id = next(e["params"]["call_id"] for e in events if e["event_type"] == "calling.call.receive")
     with emulator(rate=500, seed=3) as server:
-        result = relay("tail", "--url", server.url, *CREDS, "-c", "default", "--call-id", call_id[:8],
-                       "--timeout", "2", "-o", "json")
+        result = relay(
+            "tail",
+            "--url",
+            server.url,
+            *CREDS,
+            "-c",
+            "default",
+            "--call-id",
+            call_id[:8],
+            "--timeout",
+            "2",
+            "-o",
+            "json",
+        )
     mine = json_lines(result.stdout)
-    assert mine and all(call_id in (e["params"].get("call_id"), e["params"].get("peer", {}).get("call_id"))
-                        for e in mine)
+    assert mine and all(
+        call_id in (e["params"].get("call_id"), e["params"].get("peer", {}).get("call_id")) for e in mine
+    )
 
 
 def test_record_writes_every_event_unfiltered_with_mode_0600(tmp_path: Path) -> None:
@@ -133,8 +147,16 @@ def test_missing_credentials_name_the_flag_and_the_variable(args: list[str], mes
 
 def test_credentials_come_from_the_environment() -> None:
     with emulator(project="p-env", token="t-env", demo=False) as server:
-        result = relay("tail", "--url", server.url, "-c", "x", "--timeout", "0.3",
-                       env={"SIGNALWIRE_PROJECT_ID": "p-env", "SIGNALWIRE_API_TOKEN": "t-env"})
+        result = relay(
+            "tail",
+            "--url",
+            server.url,
+            "-c",
+            "x",
+            "--timeout",
+            "0.3",
+            env={"SIGNALWIRE_PROJECT_ID": "p-env", "SIGNALWIRE_API_TOKEN": "t-env"},
+        )
     assert result.returncode == 0, result.stderr
     assert "connected" in result.stderr
 
@@ -237,8 +259,15 @@ def test_half_open_socket_is_detected_by_an_unanswered_ping() -> None:
 
         statuses: list[str] = []
         async with Emulator(rate=50, ping_interval=0) as emu:
-            config = SessionConfig(url=emu.url, credentials=Credentials("p", "t"), contexts=["default"],
-                                   ping_interval=0.3, ping_timeout=0.5, idle_timeout=30, backoff_initial=0.1)
+            config = SessionConfig(
+                url=emu.url,
+                credentials=Credentials("p", "t"),
+                contexts=["default"],
+                ping_interval=0.3,
+                ping_timeout=0.5,
+                idle_timeout=30,
+                backoff_initial=0.1,
+            )
             session = RelaySession(config, status=statuses.append)
             seen = 0
             async for _ in session.events():
@@ -262,8 +291,9 @@ def test_silence_longer_than_the_idle_limit_reconnects() -> None:
 
         statuses: list[str] = []
         async with Emulator(demo=False, ping_interval=0) as emu:
-            config = SessionConfig(url=emu.url, credentials=Credentials("p", "t"), ping_interval=60,
-                                   idle_timeout=0.5, backoff_initial=0.1)
+            config = SessionConfig(
+                url=emu.url, credentials=Credentials("p", "t"), ping_interval=60, idle_timeout=0.5, backoff_initial=0.1
+            )
             session = RelaySession(config, status=statuses.append)
 
             async def consume() -> None:
@@ -296,8 +326,9 @@ def test_library_session_raises_auth_error_with_the_server_reason() -> None:
 def test_secrets_never_reach_stdout_stderr_or_the_recording(tmp_path: Path) -> None:
     path = tmp_path / "rec.jsonl"
     with emulator(rate=200) as server:
-        result = relay("tail", "--url", server.url, *CREDS, "-c", "default", "-n", "30", "-o", "frame",
-                       "--record", str(path), "-v")
+        result = relay(
+            "tail", "--url", server.url, *CREDS, "-c", "default", "-n", "30", "-o", "frame", "--record", str(path), "-v"
+        )
         logs = "\n".join(server.logs)
     everything = result.stdout + result.stderr + path.read_text()
     assert result.returncode == 0, result.stderr
@@ -316,7 +347,12 @@ def test_every_event_type_of_the_demo_parses_to_its_class() -> None:
 def test_help_lists_exit_codes_and_environment_variables() -> None:
     result = relay("tail", "--help", env={"COLUMNS": "200"})
     assert result.returncode == 0
-    for text in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_SPACE", "SIGNALWIRE_JWT_TOKEN",
-                 "130 interrupted"):
+    for text in (
+        "SIGNALWIRE_PROJECT_ID",
+        "SIGNALWIRE_API_TOKEN",
+        "SIGNALWIRE_SPACE",
+        "SIGNALWIRE_JWT_TOKEN",
+        "130 interrupted",
+    ):
         assert text in result.stdout
     assert os.environ.get("SIGNALWIRE_API_TOKEN", "\0") not in result.stdout

@@ -1,0 +1,781 @@
+"""Per-call and per-message timelines, for ``relay calls LOG`` and ``relay replay --by-call``.
+
+A log interleaves every call of a session; reading one call's story means following its id across
+hundreds of unrelated lines. `CallTracker` regroups the events into one block per call (and per message),
+with times relative to the call's first event and the lifecycle problems of PROTOCOL.md section 9 flagged
+where they happen, so a broken call stands out without reading the rest.
+
+It works in one pass over logs of millions of events: a block is written out as soon as it can be and
+then forgotten, and the calls that never end are bounded by ``max_open``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from relay_cli.render import Style, call_sgr, escape
+
+__all__ = ["CallTracker", "event_time"]
+
+_Describe = Callable[[dict[str, Any]], str]
+_Event = tuple["float | None", str, str, str]
+
+_CALL: Final = 0
+_MESSAGE: Final = 1
+_DIAL: Final = "calling.call.dial"
+
+_CALL_STATES: Final = ("created", "ringing", "answered", "ending", "ended")
+_CALL_RANK: Final = {state: rank for rank, state in enumerate(_CALL_STATES)}
+_ENDED: Final = _CALL_RANK["ended"]
+_MESSAGE_STATES: Final = ("queued", "initiated", "sent")
+_MESSAGE_RANK: Final = {
+    "queued": 0,
+    "initiated": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "received": 3,
+}
+_MESSAGE_FINAL: Final = 3
+
+# For each action with a lifecycle: the params key holding its state, the state it starts in, and for each
+# state the states it may follow ("" meaning: the first event of that action). Unlisted states are not judged.
+# Queue is left out: real dequeue events carry ``control_id: null`` and leave events a new one.
+_ACTION_ORDER: Final[dict[str, tuple[str, str, dict[str, frozenset[str]]]]] = {
+    "calling.call.play": (
+        "state",
+        "playing",
+        {
+            "playing": frozenset({"", "paused"}),
+            "paused": frozenset({"playing"}),
+            "finished": frozenset({"playing", "paused"}),
+            "error": frozenset({"", "playing", "paused"}),
+        },
+    ),
+    "calling.call.record": (
+        "state",
+        "recording",
+        {
+            "recording": frozenset({""}),
+            "finished": frozenset({"recording"}),
+            "no_input": frozenset({"recording"}),
+        },
+    ),
+    "calling.call.connect": (
+        "connect_state",
+        "connecting",
+        {
+            "connecting": frozenset({"", "disconnected", "failed"}),
+            "connected": frozenset({"connecting"}),
+            "disconnected": frozenset({"connected"}),
+            "failed": frozenset({"", "connecting"}),
+        },
+    ),
+    "calling.call.tap": ("state", "tapping", {"tapping": frozenset({""}), "finished": frozenset({"tapping"})}),
+    "calling.call.stream": (
+        "state",
+        "streaming",
+        {"streaming": frozenset({""}), "finished": frozenset({"streaming"})},
+    ),
+    "calling.call.transcribe": (
+        "state",
+        "transcribing",
+        {"transcribing": frozenset({""}), "finished": frozenset({"transcribing"})},
+    ),
+    "calling.call.echo": ("state", "echoing", {"echoing": frozenset({""}), "finished": frozenset({"echoing"})}),
+    "calling.call.hold": ("state", "hold", {"hold": frozenset({"", "unhold"}), "unhold": frozenset({"hold"})}),
+    _DIAL: (
+        "dial_state",
+        "dialing",
+        {"dialing": frozenset({""}), "answered": frozenset({"", "dialing"}), "failed": frozenset({"", "dialing"})},
+    ),
+}
+
+# A call that ended but whose dial has not reported yet (a failed dial reports just after the leg ended)
+# is held this long, in log time or in events, before it is written without the dial's outcome.
+_DIAL_GRACE_SECONDS: Final = 5.0
+_DIAL_GRACE_EVENTS: Final = 1_000
+# One block never keeps more event lines than this; the rest are counted, so one endless call stays bounded.
+_MAX_LINES: Final = 5_000
+_WARN: Final = "⚠"
+
+
+def _finite(value: Any) -> float | None:
+    if value.__class__ is float:
+        return value if value > 0.0 and value - value == 0.0 else None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if number > 0.0 and math.isfinite(number) else None
+
+
+def event_time(payload: dict[str, Any]) -> float | None:
+    """The event's epoch seconds: top-level ``timestamp`` (number or numeric string), else ``params.timestamp``.
+
+    Zero, negative and non-finite values count as missing: the SDK's own format writes ``0.0`` when it
+    found no time, and a made-up 1970 would wreck every relative time and span computed from it.
+    """
+    found = _finite(payload.get("timestamp"))
+    if found is None:
+        params = payload.get("params")
+        if isinstance(params, dict):
+            found = _finite(params.get("timestamp"))
+    return found
+
+
+def _s(value: Any) -> str:
+    """Any payload value as short, terminal-safe text; empty for null and missing."""
+    if value.__class__ is str:
+        return value if value.isprintable() else escape(value)
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return escape(str(value)[:80])
+
+
+def _short(call_id: Any) -> str:
+    return _s(call_id)[:8]
+
+
+def _join(*parts: str) -> str:
+    return " ".join(filter(None, parts))
+
+
+def _obj(params: dict[str, Any], key: str) -> dict[str, Any]:
+    value = params.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _excerpt(value: Any, width: int = 40) -> str:
+    text = _s(value)
+    if not text:
+        return ""
+    return f'"{text[:width]}…"' if len(text) > width else f'"{text}"'
+
+
+def _numbers(device: Any) -> tuple[Any, Any] | None:
+    """``(from, to)`` of a device object, phone or SIP style; None when it names neither."""
+    if not isinstance(device, dict):
+        return None
+    params = device.get("params")
+    if not isinstance(params, dict):
+        return None
+    src = params.get("from_number", params.get("from"))
+    dst = params.get("to_number", params.get("to"))
+    return (src, dst) if _present(src) or _present(dst) else None
+
+
+def _describe_state(p: dict[str, Any]) -> str:
+    state = _s(p.get("call_state"))
+    reason = p.get("end_reason")
+    if reason is None or reason == "":
+        return state
+    return f"{state} ({_s(reason)})" if state else f"({_s(reason)})"
+
+
+def _describe_record(p: dict[str, Any]) -> str:
+    rec = _obj(p, "record")
+    duration = rec.get("duration", p.get("duration"))
+    url = rec.get("url") or p.get("url")
+    return _join(_s(p.get("state")), f"{_s(duration)}s" if _present(duration) else "", _s(url))
+
+
+def _describe_collect(p: dict[str, Any]) -> str:
+    result = p.get("result")
+    partial = "(partial)" if p.get("final") in (False, "false") else ""
+    if not isinstance(result, dict):
+        return _join(_s(p.get("state")), partial)
+    kind = _s(result.get("type"))
+    rp = _obj(result, "params")
+    digits = rp.get("digits")
+    detail = _s(digits) + _s(rp.get("terminator")) if _present(digits) else _excerpt(rp.get("text"))
+    confidence = rp.get("confidence")
+    return _join(kind or _s(p.get("state")), detail, f"({_s(confidence)})" if _present(confidence) else "", partial)
+
+
+def _describe_connect(p: dict[str, Any]) -> str:
+    peer = p.get("peer")
+    short = _short(peer.get("call_id")) if isinstance(peer, dict) else ""
+    why = _s(p.get("failed_reason"))
+    return _join(_s(p.get("connect_state")), f"peer {short}" if short else "", f"({why})" if why else "")
+
+
+def _describe_detect(p: dict[str, Any]) -> str:
+    detect = _obj(p, "detect")
+    dp = _obj(detect, "params")
+    return _join(_s(detect.get("type")), _s(dp.get("event")), "beep" if dp.get("beep") in (True, "true") else "")
+
+
+def _describe_fax(p: dict[str, Any]) -> str:
+    fax = _obj(p, "fax")
+    fp = _obj(fax, "params")
+    pages = fp.get("pages")
+    return _join(
+        _s(fax.get("type")),
+        _s(fp.get("direction")),
+        f"{_s(pages)} pages" if _present(pages) else "",
+        _s(fp.get("result_text")),
+    )
+
+
+def _describe_tap(p: dict[str, Any]) -> str:
+    return _join(_s(p.get("state")), _s(_obj(_obj(p, "tap"), "params").get("direction")))
+
+
+def _describe_refer(p: dict[str, Any]) -> str:
+    code = p.get("sip_notify_response_code") or p.get("sip_refer_response_code")
+    return _join(_s(p.get("state")), _s(p.get("sip_refer_to")), _s(code))
+
+
+def _describe_queue(p: dict[str, Any]) -> str:
+    position = p.get("position")
+    where = f"position {_s(position)}/{_s(p.get('size'))}" if _present(position) else ""
+    return _join(_s(p.get("status")), _s(p.get("name")), where)
+
+
+def _describe_transcribe(p: dict[str, Any]) -> str:
+    duration = p.get("duration")
+    return _join(_s(p.get("state")), f"{_s(duration)}s" if _present(duration) else "", _s(p.get("url")))
+
+
+def _describe_dial(p: dict[str, Any]) -> str:
+    call = _obj(p, "call")
+    winner = call.get("dial_winner") in (True, "true") and _present(call.get("call_id"))
+    return _join(_s(p.get("dial_state")), f"winner {_short(call.get('call_id'))}" if winner else "")
+
+
+def _describe_message(p: dict[str, Any]) -> str:
+    reason = _s(p.get("reason"))
+    return _join(_s(p.get("message_state")), f"({reason})" if reason else "")
+
+
+def _describe_other(p: dict[str, Any]) -> str:
+    """Call events of types this module does not know: whatever state-like field they carry."""
+    for key in ("state", "status", "call_state"):
+        if _present(p.get(key)):
+            return _s(p.get(key))
+    return ""
+
+
+def _field(*keys: str) -> _Describe:
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda p: _s(p.get(key))
+    return lambda p: _join(*(_s(p.get(key)) for key in keys))
+
+
+_DESCRIBE: Final[dict[str, tuple[int, _Describe]]] = {
+    "calling.call.state": (_CALL, _describe_state),
+    "calling.call.receive": (_CALL, _describe_state),
+    "calling.call.play": (_CALL, _field("state")),
+    "calling.call.record": (_CALL, _describe_record),
+    "calling.call.collect": (_CALL, _describe_collect),
+    "calling.call.connect": (_CALL, _describe_connect),
+    "calling.call.detect": (_CALL, _describe_detect),
+    "calling.call.fax": (_CALL, _describe_fax),
+    "calling.call.tap": (_CALL, _describe_tap),
+    "calling.call.stream": (_CALL, _field("state", "url")),
+    "calling.call.send_digits": (_CALL, _field("state")),
+    _DIAL: (_CALL, _describe_dial),
+    "calling.call.refer": (_CALL, _describe_refer),
+    "calling.call.denoise": (_CALL, lambda p: "on" if p.get("denoised") in (True, "true") else "off"),
+    "calling.call.pay": (_CALL, _field("state", "for")),
+    "calling.call.queue": (_CALL, _describe_queue),
+    "calling.call.echo": (_CALL, _field("state")),
+    "calling.call.transcribe": (_CALL, _describe_transcribe),
+    "calling.call.hold": (_CALL, _field("state")),
+    "calling.conference": (_CALL, _field("status", "name")),
+    "calling.error": (_CALL, _field("code", "message")),
+    "messaging.receive": (_MESSAGE, _describe_message),
+    "messaging.state": (_MESSAGE, _describe_message),
+}
+_STATE_TYPES: Final = frozenset({"calling.call.state", "calling.call.receive"})
+
+
+class _Block:
+    """Everything kept about one open call or message until its block is written."""
+
+    __slots__ = (
+        "awaiting_dial",
+        "context",
+        "continued",
+        "controls",
+        "dial_settled",
+        "direction",
+        "disorder",
+        "done",
+        "end_seq",
+        "end_ts",
+        "events",
+        "first_ts",
+        "ident",
+        "legs",
+        "message",
+        "numbers",
+        "omitted",
+        "peer_of",
+        "rank",
+        "tag",
+    )
+
+    def __init__(self, ident: str, *, message: bool = False, tag: str = "") -> None:
+        self.ident = ident
+        self.message = message
+        self.tag = tag
+        self.direction: Any = None
+        self.numbers: tuple[Any, Any] | None = None
+        self.context: Any = None
+        self.peer_of = ""
+        self.legs: list[str] = []
+        self.events: list[_Event] = []
+        self.omitted = 0
+        self.first_ts: float | None = None
+        self.rank = -1
+        self.controls: dict[tuple[str, str], str] | None = None
+        self.disorder = 0
+        self.done = False
+        self.end_ts = 0.0
+        self.end_seq = 0
+        self.awaiting_dial = False
+        self.dial_settled = False
+        self.continued = False
+
+
+class CallTracker:
+    """Regroups a stream of event payloads into one text block per call and per message.
+
+    Blocks come out in the order of each call's (or message's) *first* event, as users read a log from the
+    top: a call that ends is written only once every call that started before it has been written, so a
+    finished call may be held behind an older one still open. When more than ``max_open`` calls and messages
+    are held (open, or finished and waiting), the oldest is written anyway, flagged when it has not ended;
+    memory then stays bounded on logs whose calls never end.
+
+    `feed` returns the text of the blocks the event completed (usually ``""``), `finish` the rest, flagged
+    ``⚠ no end state``. Each block is a header line, one line per event and a blank line. Calls are joined by
+    ``params.call_id``, dials by ``params.call.call_id`` or, when a failed dial names no call, by ``params.tag``
+    (learned from the ``created`` state that carries it). A call that ended waits a little for its dial's
+    outcome, which arrives just after the leg ends. Connect peer legs name their parent in ``params.peer``;
+    both blocks show the link. With ``call_id``, only calls whose id starts with that prefix, their peer legs,
+    and messages whose id starts with it are kept. Events of neither family are ignored.
+    """
+
+    def __init__(self, *, style: Style, call_id: str | None = None, max_open: int = 10_000) -> None:
+        self._style = style
+        self._prefix = call_id
+        self._max_open = max(1, max_open)
+        self._bold = style.bold
+        self._dim = style.dim
+        self._reset = style.reset
+        self._warn = style.code("1;33")
+        self._specs: dict[str, tuple[int, str, _Describe]] = {
+            event_type: (family, self._column(event_type), describe)
+            for event_type, (family, describe) in _DESCRIBE.items()
+        }
+        self._order: deque[_Block] = deque()
+        self._calls: dict[str, _Block] = {}
+        self._tags: dict[str, _Block] = {}
+        self._messages: dict[str, _Block] = {}
+        # Ids (and dial tags) of blocks already written: a late event then says which call it belongs to.
+        self._gone: dict[str, bool] = {}
+        self._gone_tags: dict[str, str] = {}
+        self._gone_limit = max(1_024, self._max_open)
+        self._clock = 0.0
+        self._seq = 0
+
+    @property
+    def held(self) -> int:
+        """Calls and messages held in memory: open, or ended and waiting behind an older open one."""
+        return len(self._order)
+
+    def _column(self, event_type: str) -> str:
+        name = escape(event_type.rpartition(".")[2]) or "-"
+        return f"{self._dim}{name:<11}{self._reset}"
+
+    def feed(self, payload: dict[str, Any]) -> str:
+        """Take one event; return the text of the blocks it completed, or ``""``."""
+        if not isinstance(payload, dict):
+            return ""
+        event_type = payload.get("event_type")
+        params = payload.get("params")
+        if event_type.__class__ is not str or not isinstance(params, dict):
+            return ""
+        spec = self._specs.get(event_type)
+        if spec is None:
+            if not event_type.startswith("calling.") or len(self._specs) > 512:
+                return ""
+            spec = self._specs[event_type] = (_CALL, self._column(event_type), _describe_other)
+        family, column, describe = spec
+        self._seq += 1
+        ts = payload.get("timestamp")
+        if ts.__class__ is not float or not (ts > 0.0 and ts - ts == 0.0):
+            ts = event_time(payload)
+        if ts is not None and ts > self._clock:
+            self._clock = ts
+        if family == _CALL:
+            block = self._call_block(event_type, params, payload)
+            if block is None:
+                return ""
+            note = self._judge_call(block, event_type, params)
+            what = describe(params)
+        else:
+            block = self._message_block(params, payload)
+            if block is None:
+                return ""
+            note = self._judge_message(block, params, event_type == "messaging.receive")
+            what = describe(params)
+            if not block.events and not block.omitted:
+                what = _join(what, _excerpt(params.get("body")))
+        if block.first_ts is None:
+            block.first_ts = ts
+        if len(block.events) < _MAX_LINES:
+            block.events.append((ts, column, what, note))
+        else:
+            block.omitted += 1
+        if block.done and not block.end_seq:
+            block.end_seq = self._seq
+            block.end_ts = ts if ts is not None else self._clock
+        order = self._order
+        if order[0].done or len(order) > self._max_open:
+            return self._drain()
+        return ""
+
+    def finish(self) -> str:
+        """Every block still held, oldest first, flagged when its call or message never reached its end."""
+        out = [self._render(block, not block.done) for block in self._order]
+        self._order.clear()
+        self._calls.clear()
+        self._tags.clear()
+        self._messages.clear()
+        self._gone.clear()
+        self._gone_tags.clear()
+        return "".join(out)
+
+    # -- joining events to blocks -------------------------------------------------------------------------
+
+    def _call_block(self, event_type: str, params: dict[str, Any], payload: dict[str, Any]) -> _Block | None:
+        calls = self._calls
+        if event_type == _DIAL:
+            return self._dial_block(params, payload)
+        call_id = params.get("call_id")
+        if call_id.__class__ is not str or not call_id:
+            return None
+        block = calls.get(call_id)
+        if event_type in _STATE_TYPES:
+            if block is None:
+                block = self._open_call(call_id, params)
+                if block is None:
+                    return None
+            if block.rank < 0 or block.numbers is None:
+                self._learn(block, params, payload, params.get("device"))
+                peer = params.get("peer")
+                parent = peer.get("call_id") if isinstance(peer, dict) else None
+                if not block.peer_of and parent.__class__ is str and parent and parent != call_id:
+                    block.peer_of = parent
+                    self._link(calls.get(parent), call_id)
+                if params.get("created_by") == "dial" and not block.dial_settled:
+                    block.awaiting_dial = True
+            return block
+        if block is None:
+            block = self._open_call(call_id, params)
+            if block is None:
+                return None
+        if event_type == "calling.call.connect":
+            peer = params.get("peer")
+            leg = peer.get("call_id") if isinstance(peer, dict) else None
+            if leg.__class__ is str and leg and leg != call_id:
+                self._link(block, leg)
+        return block
+
+    def _open_call(self, call_id: str, params: dict[str, Any]) -> _Block | None:
+        """A new block for a call, or the dial block waiting for this call's id; None when filtered out."""
+        tag = params.get("tag")
+        if tag.__class__ is str and tag:
+            waiting = self._tags.get(tag)
+            if waiting is not None and not waiting.ident:
+                waiting.ident = call_id
+                self._calls[call_id] = waiting
+                return waiting
+        if not self._admits(call_id, params):
+            return None
+        block = _Block(call_id)
+        gone = self._gone.get(call_id)
+        if gone is not None:
+            block.continued = True
+            if gone:
+                block.rank = _ENDED
+                block.done = True
+        self._calls[call_id] = block
+        self._order.append(block)
+        return block
+
+    def _admits(self, call_id: str, params: dict[str, Any]) -> bool:
+        prefix = self._prefix
+        if prefix is None or call_id.startswith(prefix):
+            return True
+        peer = params.get("peer")
+        parent = peer.get("call_id") if isinstance(peer, dict) else None
+        return parent.__class__ is str and (parent in self._calls or parent in self._gone)
+
+    def _dial_block(self, params: dict[str, Any], payload: dict[str, Any]) -> _Block | None:
+        call = params.get("call")
+        call_id = call.get("call_id") if isinstance(call, dict) else None
+        tag = params.get("tag")
+        if tag.__class__ is not str or not tag:
+            tag = ""
+        block: _Block | None
+        if call_id.__class__ is str and call_id:
+            block = self._calls.get(call_id)
+            if block is None:
+                tagged = self._tags.get(tag) if tag else None
+                if tagged is not None and tagged.ident and tagged.ident != call_id:
+                    tagged = None
+                block = tagged if tagged is not None else self._open_call(call_id, params)
+                if block is None:
+                    return None
+                if not block.ident:
+                    block.ident = call_id
+                    self._calls[call_id] = block
+        elif tag:
+            block = self._tags.get(tag)
+            if block is None:
+                earlier = self._gone_tags.get(tag)
+                if earlier is not None:
+                    block = self._open_call(earlier, {})
+                elif self._prefix is None:
+                    block = _Block("", tag=tag)
+                    self._order.append(block)
+                if block is None:
+                    return None
+        else:
+            return None
+        if tag and not block.tag:
+            block.tag = tag
+            self._tags.setdefault(tag, block)
+        self._learn(block, params, payload, call.get("device") if isinstance(call, dict) else None)
+        return block
+
+    def _learn(self, block: _Block, params: dict[str, Any], payload: dict[str, Any], device: Any) -> None:
+        """Fill the header from the first event that tells: direction, numbers, context, dial tag."""
+        if block.numbers is None:
+            block.numbers = _numbers(device)
+        if block.direction is None and _present(params.get("direction")):
+            block.direction = params.get("direction")
+        if block.context is None:
+            context = params.get("context") or payload.get("context")
+            if _present(context):
+                block.context = context
+        if not block.tag and not block.message:
+            tag = params.get("tag")
+            if tag.__class__ is str and tag:
+                block.tag = tag
+                self._tags.setdefault(tag, block)
+
+    def _link(self, parent: _Block | None, leg: str) -> None:
+        if parent is not None and leg not in parent.legs and len(parent.legs) < 64:
+            parent.legs.append(leg)
+
+    def _message_block(self, params: dict[str, Any], payload: dict[str, Any]) -> _Block | None:
+        message_id = params.get("message_id")
+        if message_id.__class__ is not str or not message_id:
+            return None
+        block = self._messages.get(message_id)
+        if block is None:
+            if self._prefix is not None and not message_id.startswith(self._prefix):
+                return None
+            block = _Block(message_id, message=True)
+            gone = self._gone.get("\0" + message_id)
+            if gone is not None:
+                block.continued = True
+                if gone:
+                    block.rank = _MESSAGE_FINAL
+                    block.done = True
+            self._messages[message_id] = block
+            self._order.append(block)
+        if block.numbers is None:
+            src, dst = params.get("from_number"), params.get("to_number")
+            if _present(src) or _present(dst):
+                block.numbers = (src, dst)
+            self._learn(block, params, payload, None)
+        return block
+
+    # -- lifecycle checks ---------------------------------------------------------------------------------
+
+    def _judge_call(self, block: _Block, event_type: str, params: dict[str, Any]) -> str:
+        """Advance the call's lifecycle; return what was out of order about this event, or ``""``."""
+        if event_type in _STATE_TYPES:
+            state = params.get("call_state")
+            rank = _CALL_RANK.get(state, -1) if state.__class__ is str else -1
+            if block.rank == _ENDED:
+                block.disorder += 1
+                return f"{_s(state) or 'state'} after ended"
+            if rank < 0:
+                return ""
+            if rank <= block.rank:
+                block.disorder += 1
+                return f"{state} after {_CALL_STATES[block.rank]}"
+            block.rank = rank
+            if rank == _ENDED:
+                block.done = True
+            return ""
+        if event_type == _DIAL:
+            state = params.get("dial_state")
+            if state in ("answered", "failed"):
+                block.awaiting_dial = False
+                block.dial_settled = True
+                if not block.ident:
+                    block.done = True
+            elif state == "dialing" and not block.dial_settled:
+                block.awaiting_dial = True
+        elif block.rank == _ENDED:
+            block.disorder += 1
+            return f"{escape(event_type.rpartition('.')[2])} after ended"
+        order = _ACTION_ORDER.get(event_type)
+        if order is None:
+            return ""
+        key, start, allowed = order
+        state = params.get(key)
+        if state.__class__ is not str:
+            return ""
+        before = allowed.get(state)
+        if before is None:
+            return ""
+        control = params.get("control_id")
+        if control.__class__ is not str:
+            control = ""
+        slot = (event_type, control)
+        controls = block.controls
+        if controls is None:
+            controls = block.controls = {}
+        previous = controls.get(slot, "")
+        controls[slot] = state
+        if previous in before or (not control and state == start):
+            return ""
+        block.disorder += 1
+        action = escape(event_type.rpartition(".")[2])
+        if previous:
+            return f"{action} {state} after {previous}"
+        return f"{action} {state} without {start}"
+
+    def _judge_message(self, block: _Block, params: dict[str, Any], received: bool) -> str:
+        """Advance the message's lifecycle; an inbound ``messaging.receive`` is the whole story on its own."""
+        state = params.get("message_state")
+        rank = _MESSAGE_RANK.get(state, -1) if state.__class__ is str else -1
+        if block.rank == _MESSAGE_FINAL:
+            block.disorder += 1
+            return f"{_s(state) or 'event'} after the final state"
+        if received and rank < _MESSAGE_FINAL:
+            block.rank = _MESSAGE_FINAL
+            block.done = True
+            return ""
+        if rank < 0:
+            return ""
+        if rank <= block.rank:
+            block.disorder += 1
+            return f"{state} after {_MESSAGE_STATES[block.rank]}"
+        block.rank = rank
+        if rank == _MESSAGE_FINAL:
+            block.done = True
+        return ""
+
+    # -- writing blocks -----------------------------------------------------------------------------------
+
+    def _drain(self) -> str:
+        """Write the blocks at the front that may go: finished ones, and the oldest while over ``max_open``."""
+        order = self._order
+        out: list[str] = []
+        while order:
+            block = order[0]
+            if len(order) > self._max_open:
+                out.append(self._render(block, not block.done, evicted=True))
+            elif block.done and (
+                not block.awaiting_dial
+                or self._clock - block.end_ts >= _DIAL_GRACE_SECONDS
+                or self._seq - block.end_seq >= _DIAL_GRACE_EVENTS
+            ):
+                out.append(self._render(block, False))
+            else:
+                break
+            order.popleft()
+            self._forget(block)
+        return "".join(out)
+
+    def _forget(self, block: _Block) -> None:
+        gone, ident = self._gone, block.ident
+        if block.message:
+            if self._messages.get(ident) is block:
+                del self._messages[ident]
+            gone["\0" + ident] = block.done
+        else:
+            if ident and self._calls.get(ident) is block:
+                del self._calls[ident]
+            if ident:
+                gone[ident] = block.done
+            if block.tag and self._tags.get(block.tag) is block:
+                del self._tags[block.tag]
+                if ident:
+                    self._gone_tags[block.tag] = ident
+                    if len(self._gone_tags) > self._gone_limit:
+                        del self._gone_tags[next(iter(self._gone_tags))]
+        if len(gone) > self._gone_limit:
+            del gone[next(iter(gone))]
+
+    def _render(self, block: _Block, unfinished: bool, *, evicted: bool = False) -> str:
+        bold, reset = self._bold, self._reset
+        parts: list[str] = []
+        if _present(block.direction):
+            parts.append(_s(block.direction))
+        if block.numbers is not None:
+            src, dst = block.numbers
+            parts.append(f"{_s(src) or '?'} → {_s(dst) or '?'}")
+        if _present(block.context):
+            parts.append(f"(context {_s(block.context)})")
+        if block.peer_of:
+            parts.append(f"peer of {_short(block.peer_of)}")
+        if block.legs:
+            parts.append("peer leg " + ", ".join(_short(leg) for leg in block.legs))
+        rest = "".join(f"  {part}" for part in parts)
+        if block.ident:
+            kind = "message" if block.message else "call"
+            colour = self._style.code(call_sgr(block.ident))
+            head = f"{bold}{kind} {colour}{_s(block.ident)}{reset}{bold}{rest}{reset}"
+        else:
+            head = f"{bold}dial {_s(block.tag)}{rest}  (call id unknown){reset}"
+        flags: list[str] = []
+        if unfinished:
+            what = "no final state" if block.message else "no end state"
+            flags.append(f"{what} (over {self._max_open} held)" if evicted else what)
+        if block.disorder:
+            flags.append("out of order")
+        if block.continued:
+            flags.append("continued: earlier events were written above")
+        warn = self._warn
+        lines = [head + "".join(f"  {warn}{_WARN} {flag}{reset}" for flag in flags)]
+        base = block.first_ts
+        events = block.events
+        if base is None:
+            clocks = ["?"] * len(events)
+        else:
+            clocks = [f"{ts - base:+.3f}s" if ts is not None else "?" for ts, _, _, _ in events]
+        width = max(8, max(map(len, clocks), default=0))
+        for clock, (_, column, what, note) in zip(clocks, events, strict=True):
+            if note:
+                lines.append(f"  {clock:<{width}} {column} {what or '-'}  {warn}{_WARN} out of order: {note}{reset}")
+            else:
+                lines.append(f"  {clock:<{width}} {column} {what or '-'}")
+        if block.omitted:
+            lines.append(f"  … {block.omitted} more events not shown")
+        return "\n".join(lines) + "\n\n"
