@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from relay_cli.demo import DemoTraffic
 from relay_cli.protocol import (
@@ -217,7 +217,7 @@ class Emulator:
         self._connected_changed = asyncio.Condition()
         self._node_id = str(uuid.uuid4())
         self._space_id = str(uuid.uuid4())
-        self._jwt_project = project or str(uuid.uuid4())
+        self._jwt_project = str(uuid.uuid4())
         # Frame ids are UUID-shaped as in the SDKs; a counter under a random prefix is cheaper than uuid4().
         self._id_prefix = str(uuid.uuid4())[:24]
         self._id_counter = 0
@@ -353,7 +353,11 @@ class Emulator:
         if not await self._connect(conn, frame):
             await ws.close(1008, "signalwire.connect failed")
             return
-        async for message in ws:
+        while True:
+            try:
+                message = await ws.recv(decode=False)  # orjson reads the UTF-8 bytes directly
+            except ConnectionClosedOK:
+                return
             if not self._live.is_set():
                 await self._unfrozen(conn)
             reply = self._on_message(conn, message)
@@ -400,9 +404,7 @@ class Emulator:
                 await self._reply(conn, error(rid, AUTH_FAILED, "session not found"))
                 return False
             state = params.get("authorization_state")
-            if state is not None and not (
-                isinstance(state, str) and hmac.compare_digest(state, session.authorization_state)
-            ):
+            if state is not None and not (isinstance(state, str) and _same(state, session.authorization_state)):
                 self.log(f"{conn.peer}: resume refused: authorization_state does not match")
                 await self._reply(conn, error(rid, BAD_AUTH_STATE, "invalid authorization_state"))
                 return False
@@ -448,9 +450,9 @@ class Emulator:
             return None
         project, token, jwt = auth.get("project"), auth.get("token"), auth.get("jwt_token")
         if isinstance(project, str) and project and isinstance(token, str) and token:
-            if self.project is not None and not hmac.compare_digest(project, self.project):
+            if self.project is not None and not _same(project, self.project):
                 return None
-            if self.token is not None and not hmac.compare_digest(token, self.token):
+            if self.token is not None and not _same(token, self.token):
                 return None
             return project
         if isinstance(jwt, str) and jwt and self.project is None and self.token is None:
@@ -495,7 +497,8 @@ class Emulator:
         if frame is None:
             return None
         session = conn.session
-        assert session is not None
+        if session is None:
+            return None  # taken over by a resume on another socket, which is being dropped
         fid = frame.get("id")
         if kind is Kind.RESULT:
             if isinstance(fid, str):
@@ -513,7 +516,7 @@ class Emulator:
             return None
         method = frame["method"]
         if "id" not in frame:
-            self.log(f"{conn.peer}: ignored {method} without an id")
+            self.log(f"{conn.peer}: ignored {method!r} without an id")
             return None
         params = frame.get("params")
         if method in ("signalwire.receive", "signalwire.unreceive"):
@@ -579,27 +582,36 @@ class Emulator:
         if session.unacked:
             backlog = list(session.unacked.values())
             self.log(f"{conn.peer}: redelivering {len(backlog)} un-ACKed event(s)")
-            for data in backlog:
+            for start in range(0, len(backlog), _BURST):
                 if not self._live.is_set():
                     await self._unfrozen(conn)
-                await ws.send(data, text=True)
-                self.stats.events_redelivered += 1
+                burst = backlog[start : start + _BURST]
+                await ws.send_texts(burst)
+                self.stats.events_redelivered += len(burst)
+                await asyncio.sleep(0)
         rate, cap = self.rate, self.events
         loop = asyncio.get_running_loop()
         origin = loop.time()
         n = 0
         while cap is None or session.sent < cap:
             if rate > 0:
-                due = origin + n / rate
+                # A schedule on the monotonic clock, not sleep(1 / rate): no drift, and events that fell due
+                # while a send waited go out together.
                 now = loop.time()
-                if due > now:
-                    await asyncio.sleep(due - now)
-                elif now - due > 1.0:
-                    origin, n = now, 0  # after a stall (freeze, slow reader) resume the pace, don't burst
-                size = 1
+                owed = int((now - origin) * rate) + 1 - n
+                if owed <= 0:
+                    await asyncio.sleep(origin + n / rate - now)
+                    owed = 1
+                else:
+                    if owed > rate + _BURST:
+                        origin, n, owed = now, 0, 1  # over a second behind (freeze, slow reader): no burst
+                    await asyncio.sleep(0)
+                size = min(owed, _BURST)
             else:
                 await asyncio.sleep(0)  # let the reader take ACKs between bursts
-                size = _BURST if cap is None else min(_BURST, cap - session.sent)
+                size = _BURST
+            if cap is not None:
+                size = min(size, cap - session.sent)
             if not self._live.is_set():
                 await self._unfrozen(conn)
             batch = self._draw(session, size)
@@ -618,7 +630,12 @@ class Emulator:
         if source is None:
             return []
         batch = []
+        # Paced demo traffic is stamped when sent, as a real server stamps it; unpaced traffic and replays
+        # keep their own timestamps, whose gaps are what `relay replay --speed` reproduces.
+        restamp = self.rate > 0 and not self._replaying
         for payload in itertools.islice(source, size):
+            if restamp:
+                payload["timestamp"] = time.time()
             frame_id = self._next_id()
             data = orjson.dumps(event_frame(payload, frame_id))
             self._track(session, frame_id, data)
@@ -647,9 +664,16 @@ class Emulator:
         except (ConnectionClosed, _Gone):
             return
         self.log(f"{conn.peer}: sent signalwire.disconnect{' (restart)' if restart else ''}")
+        replied = asyncio.ensure_future(conn.disconnect_replied.wait())
+        closed = asyncio.ensure_future(conn.ws.wait_closed())
         try:
-            await asyncio.wait_for(conn.disconnect_replied.wait(), DISCONNECT_GRACE)
-        except TimeoutError:
+            done, _ = await asyncio.wait(
+                (replied, closed), timeout=DISCONNECT_GRACE, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            replied.cancel()
+            closed.cancel()
+        if not done:
             self.log(f"{conn.peer}: no reply to signalwire.disconnect, closing anyway")
         if restart and conn.session is not None:
             self._sessions.pop(conn.session.protocol, None)
@@ -661,7 +685,7 @@ class Emulator:
         if len(unacked) > MAX_UNACKED:
             unacked.popitem(last=False)
             session.forgotten += 1
-            if session.forgotten == 1 or session.forgotten % MAX_UNACKED == 0:
+            if session.forgotten == 1 or session.forgotten % (10 * MAX_UNACKED) == 0:
                 self.log(
                     f"session has over {MAX_UNACKED} un-ACKed events: forgot the oldest ({session.forgotten} so far)"
                 )
@@ -721,3 +745,8 @@ def _contexts(value: Any) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
         return None
     return list(dict.fromkeys(value))
+
+
+def _same(a: str, b: str) -> bool:
+    """Compare secrets in constant time; as bytes, since compare_digest refuses non-ASCII str."""
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -130,7 +130,6 @@ async def _serve(emulator: Emulator, status: Callable[[str], None]) -> LiveResul
     restore = _on_signals(task, ended)
     try:
         async with emulator:
-            status(f"RELAY emulator listening on {emulator.url}")
             await asyncio.Event().wait()
     except asyncio.CancelledError:
         if "code" not in ended:
