@@ -307,7 +307,10 @@ def tail(
             recorder.close()
     if result.error:
         term.status(result.error)
-    for line in pipeline.tally.summary(reconnects=stats["reconnects"], **{"malformed frames": stats["malformed"]}):
+    extra = {"reconnects": stats["reconnects"], "malformed frames": stats["malformed"]}
+    if stats["duplicates"]:
+        extra["redelivered duplicates hidden"] = stats["duplicates"]
+    for line in pipeline.tally.summary(**extra):
         term.status(line)
     if result.code:
         raise typer.Exit(result.code)

@@ -102,6 +102,7 @@ async def _tail(
             stats.update(
                 reconnects=session.stats.reconnects,
                 malformed=session.stats.malformed,
+                duplicates=session.stats.duplicates,
             )
     return LiveResult(ExitCode.OK)
 
@@ -116,7 +117,7 @@ def run_tail(
     problem: Callable[[str], None],
 ) -> tuple[LiveResult, dict[str, int]]:
     """Tail a session until an end condition; returns how it ended and the session's counters."""
-    stats: dict[str, int] = {"reconnects": 0, "malformed": 0}
+    stats: dict[str, int] = {"reconnects": 0, "malformed": 0, "duplicates": 0}
     result = asyncio.run(
         _tail(config, pipeline, timeout=timeout, demo=demo, status=status, problem=problem, stats=stats)
     )

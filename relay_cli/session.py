@@ -38,6 +38,7 @@ __all__ = [
 
 DEFAULT_HOST = "relay.signalwire.com"
 MAX_FRAME = 10 * 1024 * 1024
+_SEEN_IDS = 10_000
 _BAD_HOST_CHARS = frozenset("@/?# \r\n\t\\")
 
 
@@ -80,6 +81,7 @@ class SessionConfig:
 @dataclass
 class SessionStats:
     received: int = 0
+    duplicates: int = 0
     malformed: int = 0
     reconnects: int = 0
     connects: int = 0
@@ -154,6 +156,9 @@ class RelaySession:
         self._ping_id: str | None = None
         self._ping_sent = 0.0
         self._half_open: str | None = None
+        # Ids of recent events: a resumed session redelivers what it did not see ACKed, and those the
+        # client had already shown are ACKed again but not shown twice.
+        self._seen: dict[str | int, None] = {}
 
     async def events(self) -> AsyncGenerator[Received, None]:
         """Every event the server sends, ACKed already, across reconnects, until :meth:`close`."""
@@ -324,6 +329,13 @@ class RelaySession:
             except InvalidEvent as exc:
                 self._malformed(data, f"invalid event: {exc}")
                 return None
+            if frame_id is not None and isinstance(frame_id, (str, int)):
+                if frame_id in self._seen:
+                    self.stats.duplicates += 1
+                    return None
+                self._seen[frame_id] = None
+                if len(self._seen) > _SEEN_IDS:
+                    del self._seen[next(iter(self._seen))]
             self.stats.received += 1
             if payload.get("event_type") == "signalwire.authorization.state":
                 state = payload.get("params", {}).get("authorization_state")

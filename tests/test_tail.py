@@ -226,7 +226,9 @@ def test_abrupt_drop_resumes_the_session_and_gets_unacked_events_again() -> None
     assert resumed == 1
     assert "session resumed" in err
     assert "1 reconnects" in err
-    assert len(json_lines(out)) > 60
+    lines = out.splitlines()
+    assert len(lines) > 60
+    assert len(set(lines)) == len(lines), "a redelivered event was shown twice"
 
 
 def test_disconnect_with_restart_starts_a_fresh_session() -> None:
@@ -356,3 +358,21 @@ def test_help_lists_exit_codes_and_environment_variables() -> None:
     ):
         assert text in result.stdout
     assert os.environ.get("SIGNALWIRE_API_TOKEN", "\0") not in result.stdout
+
+
+def test_an_event_delivered_twice_is_acked_twice_but_shown_once() -> None:
+    frame = '{"jsonrpc":"2.0","id":"evt-1","method":"signalwire.event","params":{"event_type":"calling.call.play"}}'
+    with emulator(demo=False) as server:
+        proc = spawn("tail", "--url", server.url, *CREDS, "-c", "x", "-o", "json")
+        server.run(server.emulator.wait_for_connections(1))
+        server.run(server.emulator.inject(frame))
+        server.run(server.emulator.inject(frame))
+        server.run(server.emulator.push({"event_type": "calling.call.hold", "params": {}}))
+        wait_until(lambda: server.emulator.stats.events_acked >= 1, what="the ACK of the last event")
+        out, err = interrupt(proc)
+    assert [e["event_type"] for e in json_lines(out)] == [
+        "signalwire.authorization.state",
+        "calling.call.play",
+        "calling.call.hold",
+    ]
+    assert "1 redelivered duplicates hidden" in err
