@@ -212,18 +212,24 @@ class RelaySession:
         cfg = self.config
         resuming = self._protocol is not None and not self._restart
         self._status(f"connecting to {cfg.url}" + (" (resuming)" if resuming else ""))
+        tls: dict[str, Any] = {"ssl": cfg.ssl} if cfg.ssl is not None and cfg.url.startswith("wss:") else {}
         try:
             ws = await connect(
                 cfg.url,
-                ssl=cfg.ssl if cfg.url.startswith("wss:") else None,
                 open_timeout=cfg.open_timeout,
                 ping_interval=None,
                 max_size=MAX_FRAME,
                 compression=None,
                 user_agent_header=protocol.AGENT,
+                **tls,
             )
         except InvalidURI as exc:
             raise SessionError(f"invalid URL {cfg.url!r}: {exc}") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise SessionError(
+                f"the TLS certificate of {cfg.url} is not trusted ({exc.verify_message}); "
+                "pass --ca-file or set SIGNALWIRE_RELAY_CA_FILE"
+            ) from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise _Lost(_reason(exc)) from None
         try:
