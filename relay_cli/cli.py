@@ -21,10 +21,10 @@ from relay_cli.calls import CallTracker
 from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, parse_event
 from relay_cli.filters import EventFilter, FilterError
 from relay_cli.output import Color, ExitCode, Terminal
-from relay_cli.pipeline import Pipeline
+from relay_cli.pipeline import Pipeline, without_gc
 from relay_cli.reader import STDIN, BadLine, InputError, Source, entries, to_event, where
 from relay_cli.recording import Recorder, RecordingError
-from relay_cli.render import Format, escape, event_json, make_printer, pretty_block
+from relay_cli.render import Format, Style, escape, event_json, make_printer, pretty_block
 from relay_cli.replay import Pacer
 from relay_cli.replay import replay as replay_logs
 from relay_cli.summary import Summary
@@ -106,12 +106,23 @@ def parse(
         term.status("no input: give a FILE, or pipe JSON into stdin (relay parse --help)")
         raise typer.Exit(ExitCode.USAGE)
     pretty = fmt is ParseFormat.pretty or (fmt is None and term.stdout_tty)
-    style = term.style(color)
+    try:
+        with without_gc():
+            failed = _parse(term, Source(file or STDIN), pretty, term.style(color), strict)
+    except InputError as exc:
+        raise _fail(term, str(exc)) from None
+    except BrokenPipeError:
+        raise typer.Exit(ExitCode.OK) from None
+    if failed:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def _parse(term: Terminal, source: Source, pretty: bool, style: Style, strict: bool) -> bool:
+    """Print every entry of ``source``; report the bad ones; say whether any failed."""
     out: list[bytes] = []
     failed = False
     try:
-        source = Source(file or STDIN)
-        for line, _, value in entries(source):
+        for line, raw, value in entries(source):
             if isinstance(value, BadLine):
                 term.problem(where(source, line), value.message)
                 failed = True
@@ -136,18 +147,14 @@ def parse(
             if pretty:
                 out.append((pretty_block(event, style) + "\n").encode())
             else:
-                out.append(orjson.dumps(event_json(event)) + b"\n")
+                out.append(orjson.dumps(event_json(event, raw if payload is value else None)) + b"\n")
             if len(out) >= 512:
                 term.stdout.write(b"".join(out))
                 out.clear()
-    except InputError as exc:
-        term.status(str(exc))
-        raise typer.Exit(ExitCode.FAILURE) from None
     finally:
         term.stdout.write(b"".join(out))
         term.stdout.flush()
-    if failed:
-        raise typer.Exit(ExitCode.FAILURE)
+    return failed
 
 
 def _fail(term: Terminal, message: str, code: ExitCode = ExitCode.FAILURE) -> typer.Exit:

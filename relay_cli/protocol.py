@@ -33,6 +33,7 @@ __all__ = [
     "event_frame",
     "is_success",
     "make_protocol",
+    "may_hold_secret",
     "new_id",
     "redact",
     "request",
@@ -175,12 +176,17 @@ def redact(value: Any) -> Any:
     return value
 
 
+def may_hold_secret(raw: bytes) -> bool:
+    """Whether encoded JSON could hold a secret key: a substring test that rules out almost every event."""
+    return b"token" in raw or b"authorization_state" in raw or b"authentication" in raw
+
+
 def without_secrets(value: dict[str, Any], raw: bytes | None) -> tuple[dict[str, Any], bytes | None]:
     """The value and its encoded bytes, redacted when they hold a secret; the bytes kept when they do not.
 
     A byte search rules out almost every event cheaply, so the hot path rarely walks the value.
     """
-    if raw is not None and not (b"token" in raw or b"authorization_state" in raw or b"authentication" in raw):
+    if raw is not None and not may_hold_secret(raw):
         return value, raw
     clean = redact(value)
     if clean is value:

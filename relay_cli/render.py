@@ -115,8 +115,12 @@ def local_iso(ts: float) -> str:
         return f"{ts:.3f}"
 
 
-def event_json(event: RelayEvent) -> dict[str, Any]:
-    """The ``typed`` format: class, the four common fields, the typed fields, then params."""
+def event_json(event: RelayEvent, raw: bytes | None = None) -> dict[str, Any]:
+    """The ``typed`` format: class, the four common fields, the typed fields, then params.
+
+    Every value comes from the payload, so when its encoded bytes (``raw``) show no secret the
+    redaction walk is skipped.
+    """
     out: dict[str, Any] = {
         "class": type(event).__name__,
         "event_type": event.event_type,
@@ -126,6 +130,8 @@ def event_json(event: RelayEvent) -> dict[str, Any]:
     for name in event.typed_fields:
         out[name] = getattr(event, name)
     out["params"] = event.params
+    if raw is not None and not protocol.may_hold_secret(raw):
+        return out
     clean: dict[str, Any] = protocol.redact(out)
     return clean
 
@@ -448,7 +454,7 @@ def _frame_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = N
 
 
 def _typed_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
-    return orjson.dumps(event_json(parse_event(payload))) + b"\n"
+    return orjson.dumps(event_json(parse_event(payload), raw)) + b"\n"
 
 
 def make_printer(fmt: Format, style: Style, verbose: bool = False) -> Printer | None:

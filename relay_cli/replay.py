@@ -7,14 +7,13 @@ events' timestamps are kept (scaled), with long silences cut short.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from relay_cli.event import InvalidEvent, check_payload
-from relay_cli.pipeline import Pipeline
+from relay_cli.pipeline import Pipeline, without_gc
 from relay_cli.reader import BadLine, Source, entries, to_event, where
 
 __all__ = ["Pacer", "ReplayStats", "replay"]
@@ -81,13 +80,8 @@ def replay(
     """
     stats = ReplayStats()
     feed = pipeline.feed
-    collecting = gc.isenabled()
-    gc.disable()  # decoded JSON holds no reference cycles; collecting during a big replay only costs time
-    try:
+    with without_gc():
         _replay(paths, feed, pipeline, stats, problem, pacer, follow, stop, progress)
-    finally:
-        if collecting:
-            gc.enable()
     return stats
 
 
