@@ -77,6 +77,7 @@ async def _tail(
                 config.credentials = Credentials(project="demo", token="demo")  # noqa: S106
                 status(f"demo: RELAY emulator on {emulator.url}")
             session = RelaySession(config, status=status, problem=problem)
+            pipeline.when_idle = asyncio.get_running_loop().call_soon
             try:
                 async with asyncio.timeout(timeout):
                     async with contextlib.aclosing(session.events()) as events:
@@ -98,6 +99,8 @@ async def _tail(
         return LiveResult(ExitCode.FAILURE, str(exc))
     finally:
         restore()
+        pipeline.when_idle = None
+        pipeline.drain()
         if session is not None:
             stats.update(
                 reconnects=session.stats.reconnects,

@@ -78,11 +78,15 @@ class Pipeline:
         tally_types: bool = True,
     ) -> None:
         self.tally = tally = Tally()
+        self.when_idle: Callable[[Callable[[], None]], object] | None = None
+        """With ``flush``: run a callback once the source has nothing more to hand over (an event loop's
+        ``call_soon``). A burst of events then costs one write instead of one each, and nothing waits
+        longer than the burst takes to process."""
+        self._flush_due = False
         self._out = out
         self._pending: list[bytes] = []
         by_type = tally.by_type
         pending = self._pending
-        write = out.write
         limit = count or 0
         drain = self.drain
 
@@ -97,16 +101,22 @@ class Pipeline:
             if observe is not None:
                 observe(payload)
             if printer is not None:
-                if flush:
-                    write(printer(payload, data, frame_id))
-                    out.flush()
-                else:
-                    pending.append(printer(payload, data, frame_id))
-                    if len(pending) >= 512:
+                pending.append(printer(payload, data, frame_id))
+                if len(pending) >= 512:
+                    drain()
+                elif flush:
+                    if self.when_idle is None:
                         drain()
+                    elif not self._flush_due:
+                        self._flush_due = True
+                        self.when_idle(self._idle_flush)
             return not limit or tally.shown < limit
 
         self.feed = feed
+
+    def _idle_flush(self) -> None:
+        self._flush_due = False
+        self.drain()
 
     def drain(self) -> None:
         """Write what is buffered; called by batch sources between chunks and at the end."""

@@ -187,11 +187,11 @@ def _join(*parts: str) -> str:
 
 
 def _numbers(device: Any) -> str:
-    params = _get(device, "params") if isinstance(device, dict) else None
-    if not isinstance(params, dict):
+    params = device.get("params") if device.__class__ is dict else None
+    if params.__class__ is not dict:
         return ""
-    src = params.get("from_number", params.get("from"))
-    dst = params.get("to_number", params.get("to"))
+    src = params.get("from_number") or params.get("from")
+    dst = params.get("to_number") or params.get("to")
     return f"{_s(src) or '?'} → {_s(dst) or '?'}" if src or dst else ""
 
 
@@ -206,14 +206,18 @@ def _excerpt(body: Any, width: int = 40) -> str:
 
 def _state_headline(p: dict[str, Any]) -> str:
     state = _s(p.get("call_state"))
-    reason = _s(p.get("end_reason"))
-    parent = _get(p, "peer", "call_id")
-    return _join(
-        state,
-        f"({reason})" if reason else "",
-        _numbers(p.get("device")) if state in ("created", "ringing") else "",
-        f"peer of {_short(parent)}" if parent else "",
-    )
+    parts = [state]
+    reason = p.get("end_reason")
+    if reason:
+        parts.append(f"({_s(reason)})")
+    if state == "created" or state == "ringing":
+        numbers = _numbers(p.get("device"))
+        if numbers:
+            parts.append(numbers)
+    peer = p.get("peer")
+    if peer.__class__ is dict and peer.get("call_id"):
+        parts.append(f"peer of {_short(peer['call_id'])}")
+    return " ".join(parts)
 
 
 def _collect_headline(p: dict[str, Any]) -> str:
@@ -329,6 +333,7 @@ Printer = Callable[[dict[str, Any], "bytes | None", Any], bytes]
 
 
 _MILLIS = tuple(f"{ms:03d}" for ms in range(1000))
+_SECONDS = tuple(f"{second:02d}." for second in range(60))
 
 
 class _PrettyLine:
@@ -365,7 +370,7 @@ class _PrettyLine:
             if minute != self._minute:
                 self._minute = minute
                 self._clock = time.strftime("%H:%M:", time.localtime(minute * 60))
-            self._seconds = f"{self._clock}{second % 60:02d}."
+            self._seconds = self._clock + _SECONDS[second - minute * 60]
         return self._seconds + _MILLIS[int((ts - second) * 1000)]
 
     def _type(self, event_type: str) -> str:

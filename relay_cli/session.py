@@ -39,6 +39,8 @@ __all__ = [
 DEFAULT_HOST = "relay.signalwire.com"
 MAX_FRAME = 10 * 1024 * 1024
 _SEEN_IDS = 10_000
+_ACK_HEAD = b'{"jsonrpc":"2.0","id":'
+_ACK_TAIL = b',"result":{}}'
 _BAD_HOST_CHARS = frozenset("@/?# \r\n\t\\")
 
 
@@ -156,9 +158,10 @@ class RelaySession:
         self._ping_id: str | None = None
         self._ping_sent = 0.0
         self._half_open: str | None = None
-        # Ids of recent events: a resumed session redelivers what it did not see ACKed, and those the
-        # client had already shown are ACKed again but not shown twice.
-        self._seen: dict[str | int, None] = {}
+        # Ids of recent events, in two generations of at most _SEEN_IDS: a resumed session redelivers what
+        # it did not see ACKed, and those the client had already shown are ACKed again but not shown twice.
+        self._seen: set[str | int] = set()
+        self._seen_before: set[str | int] = set()
 
     async def events(self) -> AsyncGenerator[Received, None]:
         """Every event the server sends, ACKed already, across reconnects, until :meth:`close`."""
@@ -321,27 +324,30 @@ class RelaySession:
         """ACK or answer one frame; return it as an event when it is one."""
         try:
             frame = orjson.loads(data)
-            kind = protocol.classify(frame)
+            if frame.__class__ is dict and frame.get("method") == "signalwire.event":
+                kind = Kind.EVENT
+            else:
+                kind = protocol.classify(frame)
         except (orjson.JSONDecodeError, protocol.FrameError) as exc:
             self._malformed(data, str(exc) if isinstance(exc, protocol.FrameError) else "not JSON")
             return None
         if kind is Kind.EVENT:
             frame_id = frame.get("id")
             if frame_id is not None:
-                await ws.send(orjson.dumps(protocol.ack(frame_id)), text=True)
+                await ws.send(_ACK_HEAD + orjson.dumps(frame_id) + _ACK_TAIL, text=True)
             payload: dict[str, Any] = frame.get("params")
             try:
                 check_payload(payload)
             except InvalidEvent as exc:
                 self._malformed(data, f"invalid event: {exc}")
                 return None
-            if frame_id is not None and isinstance(frame_id, (str, int)):
-                if frame_id in self._seen:
+            if frame_id.__class__ is str or frame_id.__class__ is int:
+                if frame_id in self._seen or frame_id in self._seen_before:
                     self.stats.duplicates += 1
                     return None
-                self._seen[frame_id] = None
-                if len(self._seen) > _SEEN_IDS:
-                    del self._seen[next(iter(self._seen))]
+                self._seen.add(frame_id)
+                if len(self._seen) >= _SEEN_IDS:
+                    self._seen_before, self._seen = self._seen, set()
             self.stats.received += 1
             if payload.get("event_type") == "signalwire.authorization.state":
                 state = payload.get("params", {}).get("authorization_state")

@@ -376,3 +376,11 @@ def test_an_event_delivered_twice_is_acked_twice_but_shown_once() -> None:
         "calling.call.hold",
     ]
     assert "1 redelivered duplicates hidden" in err
+
+
+def test_the_prebuilt_ack_is_the_protocol_ack() -> None:
+    from relay_cli import protocol
+    from relay_cli.session import _ACK_HEAD, _ACK_TAIL
+
+    for frame_id in ("evt-1", 7, 'ü"x'):
+        assert _ACK_HEAD + orjson.dumps(frame_id) + _ACK_TAIL == orjson.dumps(protocol.ack(frame_id))
