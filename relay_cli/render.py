@@ -210,7 +210,7 @@ def _state_headline(p: dict[str, Any]) -> str:
     reason = p.get("end_reason")
     if reason:
         parts.append(f"({_s(reason)})")
-    if state == "created" or state == "ringing":
+    if state in {"created", "ringing"}:
         numbers = _numbers(p.get("device"))
         if numbers:
             parts.append(numbers)
