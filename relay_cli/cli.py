@@ -258,7 +258,7 @@ def tail(
     Status lines and the closing summary go to stderr; stdout carries events only.
     """
     from relay_cli.live import Demo, run_tail
-    from relay_cli.session import Credentials, SessionConfig, SessionError, endpoint_url
+    from relay_cli.session import Credentials, RelaySession, SessionConfig, SessionError, endpoint_url
 
     term = Terminal()
     contexts = list(context or (["default"] if demo else []))
@@ -296,15 +296,9 @@ def tail(
         flush=True,
     )
     config = SessionConfig(url=endpoint, credentials=credentials, contexts=contexts, ssl=tls)
+    session = RelaySession(config, status=term.status, problem=term.status)
     try:
-        result, stats = run_tail(
-            config,
-            pipeline,
-            timeout=timeout,
-            demo=Demo(rate=rate) if demo else None,
-            status=term.status,
-            problem=term.status,
-        )
+        result = run_tail(session, pipeline, timeout=timeout, demo=Demo(rate=rate) if demo else None)
     except RecordingError as exc:
         raise _fail(term, str(exc)) from None
     except BrokenPipeError:
@@ -314,9 +308,10 @@ def tail(
             recorder.close()
     if result.error:
         term.status(result.error)
-    extra = {"reconnects": stats["reconnects"], "malformed frames": stats["malformed"]}
-    if stats["duplicates"]:
-        extra["redelivered duplicates hidden"] = stats["duplicates"]
+    stats = session.stats
+    extra = {"reconnects": stats.reconnects, "malformed frames": stats.malformed}
+    if stats.duplicates:
+        extra["redelivered duplicates hidden"] = stats.duplicates
     for line in pipeline.tally.summary(**extra):
         term.status(line)
     if result.code:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from relay_cli.emulator import Emulator
 from relay_cli.output import ExitCode
 from relay_cli.pipeline import Pipeline
-from relay_cli.session import AuthError, Credentials, RelaySession, SessionConfig, SessionError
+from relay_cli.session import Credentials, RelaySession, SessionError
 
 __all__ = ["Demo", "LiveResult", "run_serve", "run_tail"]
 
@@ -53,30 +53,19 @@ def _on_signals(task: asyncio.Task[object], ended: dict[str, ExitCode]) -> Calla
     return restore
 
 
-async def _tail(
-    config: SessionConfig,
-    pipeline: Pipeline,
-    *,
-    timeout: float | None,
-    demo: Demo | None,
-    status: Callable[[str], None],
-    problem: Callable[[str], None],
-    stats: dict[str, int],
-) -> LiveResult:
+async def _tail(session: RelaySession, pipeline: Pipeline, timeout: float | None, demo: Demo | None) -> LiveResult:
     task = asyncio.current_task()
     assert task is not None
     ended: dict[str, ExitCode] = {}
     restore = _on_signals(task, ended)
-    session: RelaySession | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
             if demo is not None:
                 emulator = Emulator(project="demo", token="demo", rate=demo.rate, seed=demo.seed)  # noqa: S106
                 await stack.enter_async_context(emulator)
-                config.url = emulator.url
-                config.credentials = Credentials(project="demo", token="demo")  # noqa: S106
-                status(f"demo: RELAY emulator on {emulator.url}")
-            session = RelaySession(config, status=status, problem=problem)
+                session.config.url = emulator.url
+                session.config.credentials = Credentials(project="demo", token="demo")  # noqa: S106
+                session.status(f"demo: RELAY emulator on {emulator.url}")
             pipeline.when_idle = asyncio.get_running_loop().call_soon
             try:
                 async with asyncio.timeout(timeout):
@@ -85,7 +74,7 @@ async def _tail(
                             if not pipeline.feed(item.payload, item.data, item.id):
                                 break
             except TimeoutError:
-                status(f"timed out after {timeout:g} s")
+                session.status(f"timed out after {timeout:g} s")
             finally:
                 await session.close()
     except asyncio.CancelledError:
@@ -93,38 +82,18 @@ async def _tail(
             raise
         task.uncancel()
         return LiveResult(ended["code"])
-    except AuthError as exc:
-        return LiveResult(ExitCode.FAILURE, str(exc))
     except SessionError as exc:
         return LiveResult(ExitCode.FAILURE, str(exc))
     finally:
         restore()
         pipeline.when_idle = None
         pipeline.drain()
-        if session is not None:
-            stats.update(
-                reconnects=session.stats.reconnects,
-                malformed=session.stats.malformed,
-                duplicates=session.stats.duplicates,
-            )
     return LiveResult(ExitCode.OK)
 
 
-def run_tail(
-    config: SessionConfig,
-    pipeline: Pipeline,
-    *,
-    timeout: float | None,
-    demo: Demo | None,
-    status: Callable[[str], None],
-    problem: Callable[[str], None],
-) -> tuple[LiveResult, dict[str, int]]:
-    """Tail a session until an end condition; returns how it ended and the session's counters."""
-    stats: dict[str, int] = {"reconnects": 0, "malformed": 0, "duplicates": 0}
-    result = asyncio.run(
-        _tail(config, pipeline, timeout=timeout, demo=demo, status=status, problem=problem, stats=stats)
-    )
-    return result, stats
+def run_tail(session: RelaySession, pipeline: Pipeline, *, timeout: float | None, demo: Demo | None) -> LiveResult:
+    """Tail ``session`` into ``pipeline`` until an end condition; ``session.stats`` has its counters."""
+    return asyncio.run(_tail(session, pipeline, timeout, demo))
 
 
 async def _serve(emulator: Emulator, status: Callable[[str], None]) -> LiveResult:

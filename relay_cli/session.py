@@ -146,7 +146,7 @@ class RelaySession:
     ) -> None:
         self.config = config
         self.stats = SessionStats()
-        self._status = status
+        self.status = status
         self._problem = problem
         self._protocol: str | None = None
         self._auth_state: str | None = None
@@ -179,9 +179,9 @@ class RelaySession:
                         if rejected > 1
                         else f"authentication failed: {exc}"
                     ) from None
-                self._status(f"authentication rejected ({exc}); trying again in {delay:.0f} s")
+                self.status(f"authentication rejected ({exc}); trying again in {delay:.0f} s")
             except _Lost as exc:
-                self._status(f"cannot connect: {exc}; retrying in {delay:.1f} s")
+                self.status(f"cannot connect: {exc}; retrying in {delay:.1f} s")
             else:
                 rejected = 0
                 delay = self.config.backoff_initial
@@ -194,7 +194,7 @@ class RelaySession:
                 except _Lost as exc:
                     if self._closing:
                         break
-                    self._status(f"connection lost: {exc}; reconnecting in {delay:.1f} s")
+                    self.status(f"connection lost: {exc}; reconnecting in {delay:.1f} s")
                 finally:
                     await self._drop(ws)
                 if self._closing:
@@ -214,7 +214,7 @@ class RelaySession:
     async def _open(self) -> ClientConnection:
         cfg = self.config
         resuming = self._protocol is not None and not self._restart
-        self._status(f"connecting to {cfg.url}" + (" (resuming)" if resuming else ""))
+        self.status(f"connecting to {cfg.url}" + (" (resuming)" if resuming else ""))
         tls: dict[str, Any] = {"ssl": cfg.ssl} if cfg.ssl is not None and cfg.url.startswith("wss:") else {}
         try:
             ws = await connect(
@@ -245,11 +245,11 @@ class RelaySession:
         contexts = ", ".join(cfg.contexts) or "none"
         if restored:
             self.stats.resumed += 1
-            self._status(f"connected, session resumed (contexts: {contexts})")
+            self.status(f"connected, session resumed (contexts: {contexts})")
         elif self.stats.connects:
-            self._status(f"connected, fresh session (contexts: {contexts}); events in the gap may be missing")
+            self.status(f"connected, fresh session (contexts: {contexts}); events in the gap may be missing")
         else:
-            self._status(f"connected (contexts: {contexts})")
+            self.status(f"connected (contexts: {contexts})")
         self.stats.connects += 1
         self._restart = False
         protocol_id = result.get("protocol")
@@ -274,7 +274,7 @@ class RelaySession:
             code = error.get("code") if isinstance(error, dict) else None
             message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
             if resuming and code in (protocol.AUTH_FAILED, protocol.BAD_AUTH_STATE):
-                self._status(f"the server refused to resume the session ({message}); starting a fresh one")
+                self.status(f"the server refused to resume the session ({message}); starting a fresh one")
                 self._protocol = self._auth_state = None
                 raise _Lost("resume refused")
             raise _Rejected(_redact_text(message, cfg.credentials) or f"error {code}")
@@ -370,7 +370,7 @@ class RelaySession:
             self._restart = params.get("restart") is True
             if self._restart:
                 self._protocol = self._auth_state = None
-            self._status("the server asked to disconnect" + (" and restart" if self._restart else "; will resume"))
+            self.status("the server asked to disconnect" + (" and restart" if self._restart else "; will resume"))
             if frame_id is not None:
                 await ws.send(orjson.dumps(protocol.ack(frame_id)), text=True)
             return
