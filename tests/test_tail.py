@@ -384,3 +384,29 @@ def test_the_prebuilt_ack_is_the_protocol_ack() -> None:
 
     for frame_id in ("evt-1", 7, 'ü"x'):
         assert _ACK_HEAD + orjson.dumps(frame_id) + _ACK_TAIL == orjson.dumps(protocol.ack(frame_id))
+
+
+def test_a_refused_resume_falls_back_to_a_fresh_session() -> None:
+    async def scenario() -> list[str]:
+        from relay_cli.emulator import Emulator
+
+        statuses: list[str] = []
+        async with Emulator(rate=100, ping_interval=0) as emu:
+            config = SessionConfig(
+                url=emu.url, credentials=Credentials("p", "t"), contexts=["default"], backoff_initial=0.1
+            )
+            session = RelaySession(config, status=statuses.append)
+            seen = 0
+            async for _ in session.events():
+                seen += 1
+                if seen == 5:
+                    emu._sessions.clear()  # the server forgot the session, as after a restart of its own
+                    await emu.drop()
+                if emu.stats.sessions_created == 2:
+                    break
+            await session.close()
+        return statuses
+
+    statuses = asyncio.run(asyncio.wait_for(scenario(), 20))
+    assert any("the server refused to resume the session" in s for s in statuses)
+    assert any("fresh session" in s and "events in the gap may be missing" in s for s in statuses)
