@@ -12,7 +12,7 @@ then forgotten, and the calls that never end are bounded by ``max_open``.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -21,7 +21,6 @@ from relay_cli.render import Style, call_sgr, escape
 __all__ = ["CallTracker", "event_time"]
 
 _Describe = Callable[[dict[str, Any]], str]
-_Event = tuple["float | None", str, str, str]
 
 _CALL: Final = 0
 _MESSAGE: Final = 1
@@ -101,6 +100,7 @@ _DIAL_GRACE_SECONDS: Final = 5.0
 _DIAL_GRACE_EVENTS: Final = 1_000
 # One block never keeps more event lines than this; the rest are counted, so one endless call stays bounded.
 _MAX_LINES: Final = 5_000
+_MAX_ENTRIES: Final = 3 * _MAX_LINES  # see `_Block.entries`
 _WARN: Final = "⚠"
 
 
@@ -131,7 +131,11 @@ def event_time(payload: dict[str, Any]) -> float | None:
 
 
 def _s(value: Any) -> str:
-    """Any payload value as short, terminal-safe text; empty for null and missing."""
+    """Any payload value as short, terminal-safe text; empty for null and missing.
+
+    The describers below test for a printable string themselves before calling this: that is nearly
+    every value, and a million events make even a function call a cost worth skipping.
+    """
     if value.__class__ is str:
         return value if value.isprintable() else escape(value)
     if value is None:
@@ -148,7 +152,12 @@ def _short(call_id: Any) -> str:
 
 
 def _join(*parts: str) -> str:
-    return " ".join(filter(None, parts))
+    """The non-empty parts, space-separated (a loop: cheaper than ``join(filter(...))`` for a few parts)."""
+    out = ""
+    for part in parts:
+        if part:
+            out = f"{out} {part}" if out else part
+    return out
 
 
 def _obj(params: dict[str, Any], key: str) -> dict[str, Any]:
@@ -180,7 +189,9 @@ def _numbers(device: Any) -> tuple[Any, Any] | None:
 
 
 def _describe_state(p: dict[str, Any]) -> str:
-    state = _s(p.get("call_state"))
+    state = p.get("call_state")
+    if state.__class__ is not str or not state.isprintable():
+        state = _s(state)
     reason = p.get("end_reason")
     if reason is None or reason == "":
         return state
@@ -253,14 +264,23 @@ def _describe_transcribe(p: dict[str, Any]) -> str:
 
 
 def _describe_dial(p: dict[str, Any]) -> str:
-    call = _obj(p, "call")
-    winner = call.get("dial_winner") in (True, "true") and _present(call.get("call_id"))
-    return _join(_s(p.get("dial_state")), f"winner {_short(call.get('call_id'))}" if winner else "")
+    state = p.get("dial_state")
+    if state.__class__ is not str or not state.isprintable():
+        state = _s(state)
+    call = p.get("call")
+    if isinstance(call, dict) and call.get("dial_winner") in (True, "true") and _present(call.get("call_id")):
+        return _join(state, f"winner {_short(call.get('call_id'))}")
+    return state
 
 
 def _describe_message(p: dict[str, Any]) -> str:
-    reason = _s(p.get("reason"))
-    return _join(_s(p.get("message_state")), f"({reason})" if reason else "")
+    state = p.get("message_state")
+    if state.__class__ is not str or not state.isprintable():
+        state = _s(state)
+    reason = p.get("reason")
+    if reason is None or reason == "":
+        return state
+    return _join(state, f"({_s(reason)})")
 
 
 def _describe_other(p: dict[str, Any]) -> str:
@@ -272,10 +292,16 @@ def _describe_other(p: dict[str, Any]) -> str:
 
 
 def _field(*keys: str) -> _Describe:
+    """A describer that shows these params, when present."""
     if len(keys) == 1:
         key = keys[0]
-        return lambda p: _s(p.get(key))
-    return lambda p: _join(*(_s(p.get(key)) for key in keys))
+
+        def one(p: dict[str, Any]) -> str:
+            value = p.get(key)
+            return value if value.__class__ is str and value.isprintable() else _s(value)
+
+        return one
+    return lambda p: _join(*[_s(p.get(key)) for key in keys])
 
 
 _DESCRIBE: Final[dict[str, tuple[int, _Describe]]] = {
@@ -305,6 +331,19 @@ _DESCRIBE: Final[dict[str, tuple[int, _Describe]]] = {
 }
 _STATE_TYPES: Final = frozenset({"calling.call.state", "calling.call.receive"})
 
+# How `CallTracker.feed` joins and judges an event, decided once per event type (`CallTracker._spec`) rather
+# than by testing every event's type against each special case.
+_K_STATE: Final = 0  # a call's own state: joined by ``params.call_id``, advances the call's lifecycle
+_K_ACTION: Final = 1  # any other call event joined by ``params.call_id``
+_K_CONNECT: Final = 2  # an action that may also name a peer leg
+_K_DIAL: Final = 3  # joined by the dialled call's id, or by the dial's tag before that id is known
+_K_MESSAGE: Final = 4  # ``messaging.state``
+_K_RECEIVE: Final = 5  # ``messaging.receive``, which is a whole inbound message on its own
+
+_Lifecycle = tuple[str, str, dict[str, frozenset[str]]]
+# (kind, column text, describe, action name for notes, lifecycle from _ACTION_ORDER or None)
+_Spec = tuple[int, str, _Describe, str, "_Lifecycle | None"]
+
 
 class _Block:
     """Everything kept about one open call or message until its block is written."""
@@ -320,7 +359,7 @@ class _Block:
         "done",
         "end_seq",
         "end_ts",
-        "events",
+        "entries",
         "first_ts",
         "ident",
         "legs",
@@ -332,7 +371,7 @@ class _Block:
         "tag",
     )
 
-    def __init__(self, ident: str, *, message: bool = False, tag: str = "") -> None:
+    def __init__(self, ident: str, message: bool = False, tag: str = "") -> None:
         self.ident = ident
         self.message = message
         self.tag = tag
@@ -340,8 +379,11 @@ class _Block:
         self.numbers: tuple[Any, Any] | None = None
         self.context: Any = None
         self.peer_of = ""
-        self.legs: list[str] = []
-        self.events: list[_Event] = []
+        self.legs: tuple[str, ...] = ()
+        # Three items per event shown: its time, its column and its description. The clock made of the time
+        # needs the whole block for its width; the rest is joined as it is. One flat list, not a tuple or a
+        # string per event: the least to build while reading, and nothing per event for the GC to track.
+        self.entries: list[Any] = []
         self.omitted = 0
         self.first_ts: float | None = None
         self.rank = -1
@@ -378,20 +420,21 @@ class CallTracker:
         self._prefix = call_id
         self._max_open = max(1, max_open)
         self._bold = style.bold
-        self._dim = style.dim
         self._reset = style.reset
         self._warn = style.code("1;33")
-        self._specs: dict[str, tuple[int, str, _Describe]] = {
-            event_type: (family, self._column(event_type), describe)
-            for event_type, (family, describe) in _DESCRIBE.items()
+        self._dim = style.dim
+        self._specs: dict[str, _Spec] = {
+            event_type: self._spec(event_type, family, describe) for event_type, (family, describe) in _DESCRIBE.items()
         }
         self._order: deque[_Block] = deque()
         self._calls: dict[str, _Block] = {}
         self._tags: dict[str, _Block] = {}
         self._messages: dict[str, _Block] = {}
         # Ids (and dial tags) of blocks already written: a late event then says which call it belongs to.
-        self._gone: dict[str, bool] = {}
-        self._gone_tags: dict[str, str] = {}
+        # Ordered so the oldest is dropped in O(1) once over the limit; a plain dict deleted from the front
+        # makes each ``next(iter(...))`` step over every slot freed since it last resized.
+        self._gone: OrderedDict[str, bool] = OrderedDict()
+        self._gone_tags: OrderedDict[str, str] = OrderedDict()
         self._gone_limit = max(1_024, self._max_open)
         self._clock = 0.0
         self._seq = 0
@@ -401,48 +444,111 @@ class CallTracker:
         """Calls and messages held in memory: open, or ended and waiting behind an older open one."""
         return len(self._order)
 
-    def _column(self, event_type: str) -> str:
-        name = escape(event_type.rpartition(".")[2]) or "-"
-        return f"{self._dim}{name:<11}{self._reset}"
+    def _spec(self, event_type: str, family: int, describe: _Describe) -> _Spec:
+        """How `feed` handles this event type: worked out once, since a log repeats a handful of types."""
+        if event_type in _STATE_TYPES:
+            kind = _K_STATE
+        elif event_type == _DIAL:
+            kind = _K_DIAL
+        elif event_type == "calling.call.connect":
+            kind = _K_CONNECT
+        elif family == _MESSAGE:
+            kind = _K_RECEIVE if event_type == "messaging.receive" else _K_MESSAGE
+        else:
+            kind = _K_ACTION
+        action = escape(event_type.rpartition(".")[2])
+        # Between an event's clock and its description (see `_Block.entries`).
+        column = f" {self._dim}{action or '-':<11}{self._reset} "
+        return kind, column, describe, action, _ACTION_ORDER.get(event_type)
 
     def feed(self, payload: dict[str, Any]) -> str:
-        """Take one event; return the text of the blocks it completed, or ``""``."""
-        if not isinstance(payload, dict):
+        """Take one event; return the text of the blocks it completed, or ``""``.
+
+        This runs for every event of logs of millions, so the common path (an event of a call already
+        open) is written out here, guided by the spec of the event's type; the rarer steps go to helpers.
+        """
+        if payload.__class__ is not dict and not isinstance(payload, dict):
             return ""
         event_type = payload.get("event_type")
         params = payload.get("params")
-        if event_type.__class__ is not str or not isinstance(params, dict):
+        if event_type.__class__ is not str or (params.__class__ is not dict and not isinstance(params, dict)):
             return ""
         spec = self._specs.get(event_type)
         if spec is None:
             if not event_type.startswith("calling.") or len(self._specs) > 512:
                 return ""
-            spec = self._specs[event_type] = (_CALL, self._column(event_type), _describe_other)
-        family, column, describe = spec
+            spec = self._specs[event_type] = self._spec(event_type, _CALL, _describe_other)
+        kind, column, describe, action, lifecycle = spec
         self._seq += 1
         ts = payload.get("timestamp")
         if ts.__class__ is not float or not (ts > 0.0 and ts - ts == 0.0):
             ts = event_time(payload)
         if ts is not None and ts > self._clock:
             self._clock = ts
-        if family == _CALL:
-            block = self._call_block(event_type, params, payload)
+
+        block: _Block | None
+        if kind <= _K_CONNECT:
+            call_id = params.get("call_id")
+            if call_id.__class__ is not str or not call_id:
+                return ""
+            block = self._calls.get(call_id)
+            if block is None:
+                block = self._open_call(call_id, params)
+                if block is None:
+                    return ""
+            if kind == _K_STATE:
+                if block.rank < 0 or block.numbers is None:
+                    self._learn_call(block, call_id, params, payload)
+                # The call's lifecycle: states only move forward, and nothing follows ``ended``.
+                state = params.get("call_state")
+                rank = _CALL_RANK.get(state, -1) if state.__class__ is str else -1
+                if block.rank == _ENDED:
+                    block.disorder += 1
+                    note = f"{_s(state) or 'state'} after ended"
+                elif rank > block.rank:
+                    block.rank = rank
+                    if rank == _ENDED:
+                        block.done = True
+                    note = ""
+                elif rank >= 0:
+                    block.disorder += 1
+                    note = f"{state} after {_CALL_STATES[block.rank]}"
+                else:
+                    note = ""
+            else:
+                if kind == _K_CONNECT:
+                    peer = params.get("peer")
+                    leg = peer.get("call_id") if isinstance(peer, dict) else None
+                    if leg.__class__ is str and leg and leg != call_id:
+                        self._link(block, leg)
+                if block.rank == _ENDED:
+                    block.disorder += 1
+                    note = f"{action} after ended"
+                elif lifecycle is not None:
+                    note = self._judge_action(block, event_type, params, lifecycle, action)
+                else:
+                    note = ""
+        elif kind == _K_DIAL:
+            block = self._dial_block(params, payload)
             if block is None:
                 return ""
-            note = self._judge_call(block, event_type, params)
-            what = describe(params)
+            note = self._judge_dial(block, params, lifecycle, action)
         else:
             block = self._message_block(params, payload)
             if block is None:
                 return ""
-            note = self._judge_message(block, params, event_type == "messaging.receive")
-            what = describe(params)
-            if not block.events and not block.omitted:
-                what = _join(what, _excerpt(params.get("body")))
+            note = self._judge_message(block, params, kind == _K_RECEIVE)
+
         if block.first_ts is None:
             block.first_ts = ts
-        if len(block.events) < _MAX_LINES:
-            block.events.append((ts, column, what, note))
+        entries = block.entries
+        if len(entries) < _MAX_ENTRIES:
+            what = describe(params)
+            if not entries and kind >= _K_MESSAGE:
+                what = _join(what, _excerpt(params.get("body")))
+            if note:
+                what = f"{what or '-'}  {self._warn}{_WARN} out of order: {note}{self._reset}"
+            entries += (ts, column, what or "-")
         else:
             block.omitted += 1
         if block.done and not block.end_seq:
@@ -466,39 +572,16 @@ class CallTracker:
 
     # -- joining events to blocks -------------------------------------------------------------------------
 
-    def _call_block(self, event_type: str, params: dict[str, Any], payload: dict[str, Any]) -> _Block | None:
-        calls = self._calls
-        if event_type == _DIAL:
-            return self._dial_block(params, payload)
-        call_id = params.get("call_id")
-        if call_id.__class__ is not str or not call_id:
-            return None
-        block = calls.get(call_id)
-        if event_type in _STATE_TYPES:
-            if block is None:
-                block = self._open_call(call_id, params)
-                if block is None:
-                    return None
-            if block.rank < 0 or block.numbers is None:
-                self._learn(block, params, payload, params.get("device"))
-                peer = params.get("peer")
-                parent = peer.get("call_id") if isinstance(peer, dict) else None
-                if not block.peer_of and parent.__class__ is str and parent and parent != call_id:
-                    block.peer_of = parent
-                    self._link(calls.get(parent), call_id)
-                if params.get("created_by") == "dial" and not block.dial_settled:
-                    block.awaiting_dial = True
-            return block
-        if block is None:
-            block = self._open_call(call_id, params)
-            if block is None:
-                return None
-        if event_type == "calling.call.connect":
-            peer = params.get("peer")
-            leg = peer.get("call_id") if isinstance(peer, dict) else None
-            if leg.__class__ is str and leg and leg != call_id:
-                self._link(block, leg)
-        return block
+    def _learn_call(self, block: _Block, call_id: str, params: dict[str, Any], payload: dict[str, Any]) -> None:
+        """What a call's state events tell until its header is complete: numbers, parent leg, pending dial."""
+        self._learn(block, params, payload, params.get("device"))
+        peer = params.get("peer")
+        parent = peer.get("call_id") if isinstance(peer, dict) else None
+        if not block.peer_of and parent.__class__ is str and parent and parent != call_id:
+            block.peer_of = parent
+            self._link(self._calls.get(parent), call_id)
+        if params.get("created_by") == "dial" and not block.dial_settled:
+            block.awaiting_dial = True
 
     def _open_call(self, call_id: str, params: dict[str, Any]) -> _Block | None:
         """A new block for a call, or the dial block waiting for this call's id; None when filtered out."""
@@ -584,10 +667,6 @@ class CallTracker:
                 block.tag = tag
                 self._tags.setdefault(tag, block)
 
-    def _link(self, parent: _Block | None, leg: str) -> None:
-        if parent is not None and leg not in parent.legs and len(parent.legs) < 64:
-            parent.legs.append(leg)
-
     def _message_block(self, params: dict[str, Any], payload: dict[str, Any]) -> _Block | None:
         message_id = params.get("message_id")
         if message_id.__class__ is not str or not message_id:
@@ -612,41 +691,31 @@ class CallTracker:
             self._learn(block, params, payload, None)
         return block
 
+    def _link(self, parent: _Block | None, leg: str) -> None:
+        if parent is not None and leg not in parent.legs and len(parent.legs) < 64:
+            parent.legs += (leg,)
+
     # -- lifecycle checks ---------------------------------------------------------------------------------
 
-    def _judge_call(self, block: _Block, event_type: str, params: dict[str, Any]) -> str:
-        """Advance the call's lifecycle; return what was out of order about this event, or ``""``."""
-        if event_type in _STATE_TYPES:
-            state = params.get("call_state")
-            rank = _CALL_RANK.get(state, -1) if state.__class__ is str else -1
-            if block.rank == _ENDED:
-                block.disorder += 1
-                return f"{_s(state) or 'state'} after ended"
-            if rank < 0:
-                return ""
-            if rank <= block.rank:
-                block.disorder += 1
-                return f"{state} after {_CALL_STATES[block.rank]}"
-            block.rank = rank
-            if rank == _ENDED:
+    def _judge_dial(self, block: _Block, params: dict[str, Any], lifecycle: _Lifecycle | None, action: str) -> str:
+        """Note the dial's outcome, which a call that ended waits for; dials still report after the leg ended."""
+        state = params.get("dial_state")
+        if state in ("answered", "failed"):
+            block.awaiting_dial = False
+            block.dial_settled = True
+            if not block.ident:
                 block.done = True
+        elif state == "dialing" and not block.dial_settled:
+            block.awaiting_dial = True
+        if lifecycle is None:
             return ""
-        if event_type == _DIAL:
-            state = params.get("dial_state")
-            if state in ("answered", "failed"):
-                block.awaiting_dial = False
-                block.dial_settled = True
-                if not block.ident:
-                    block.done = True
-            elif state == "dialing" and not block.dial_settled:
-                block.awaiting_dial = True
-        elif block.rank == _ENDED:
-            block.disorder += 1
-            return f"{escape(event_type.rpartition('.')[2])} after ended"
-        order = _ACTION_ORDER.get(event_type)
-        if order is None:
-            return ""
-        key, start, allowed = order
+        return self._judge_action(block, _DIAL, params, lifecycle, action)
+
+    def _judge_action(
+        self, block: _Block, event_type: str, params: dict[str, Any], lifecycle: _Lifecycle, action: str
+    ) -> str:
+        """Advance one action's lifecycle (per ``control_id``); return what was out of order, or ``""``."""
+        key, start, allowed = lifecycle
         state = params.get(key)
         if state.__class__ is not str:
             return ""
@@ -665,7 +734,6 @@ class CallTracker:
         if previous in before or (not control and state == start):
             return ""
         block.disorder += 1
-        action = escape(event_type.rpartition(".")[2])
         if previous:
             return f"{action} {state} after {previous}"
         return f"{action} {state} without {start}"
@@ -729,53 +797,52 @@ class CallTracker:
                 if ident:
                     self._gone_tags[block.tag] = ident
                     if len(self._gone_tags) > self._gone_limit:
-                        del self._gone_tags[next(iter(self._gone_tags))]
+                        self._gone_tags.popitem(last=False)
         if len(gone) > self._gone_limit:
-            del gone[next(iter(gone))]
+            gone.popitem(last=False)
 
     def _render(self, block: _Block, unfinished: bool, *, evicted: bool = False) -> str:
-        bold, reset = self._bold, self._reset
-        parts: list[str] = []
-        if _present(block.direction):
-            parts.append(_s(block.direction))
+        bold, reset, warn = self._bold, self._reset, self._warn
+        rest = ""
+        direction = block.direction
+        if direction is not None and direction != "":
+            rest = "  " + _s(direction)
         if block.numbers is not None:
             src, dst = block.numbers
-            parts.append(f"{_s(src) or '?'} → {_s(dst) or '?'}")
-        if _present(block.context):
-            parts.append(f"(context {_s(block.context)})")
+            rest += f"  {_s(src) or '?'} → {_s(dst) or '?'}"
+        context = block.context
+        if context is not None and context != "":
+            rest += f"  (context {_s(context)})"
         if block.peer_of:
-            parts.append(f"peer of {_short(block.peer_of)}")
+            rest += f"  peer of {_short(block.peer_of)}"
         if block.legs:
-            parts.append("peer leg " + ", ".join(_short(leg) for leg in block.legs))
-        rest = "".join(f"  {part}" for part in parts)
+            rest += "  peer leg " + ", ".join([_short(leg) for leg in block.legs])
         if block.ident:
             kind = "message" if block.message else "call"
             colour = self._style.code(call_sgr(block.ident))
             head = f"{bold}{kind} {colour}{_s(block.ident)}{reset}{bold}{rest}{reset}"
         else:
             head = f"{bold}dial {_s(block.tag)}{rest}  (call id unknown){reset}"
-        flags: list[str] = []
         if unfinished:
             what = "no final state" if block.message else "no end state"
-            flags.append(f"{what} (over {self._max_open} held)" if evicted else what)
+            if evicted:
+                what += f" (over {self._max_open} held)"
+            head += f"  {warn}{_WARN} {what}{reset}"
         if block.disorder:
-            flags.append("out of order")
+            head += f"  {warn}{_WARN} out of order{reset}"
         if block.continued:
-            flags.append("continued: earlier events were written above")
-        warn = self._warn
-        lines = [head + "".join(f"  {warn}{_WARN} {flag}{reset}" for flag in flags)]
+            head += f"  {warn}{_WARN} continued: earlier events were written above{reset}"
+        # Each event line is its clock, padded to the block's widest, then the column and description `feed`
+        # kept. The clocks (each starting its line) take the place of the times in ``entries``, so joining that
+        # list gives the lines; the block is written once, then dropped.
+        entries = block.entries
         base = block.first_ts
-        events = block.events
         if base is None:
-            clocks = ["?"] * len(events)
+            clocks = ["\n  ?"] * (len(entries) // 3)
         else:
-            clocks = [f"{ts - base:+.3f}s" if ts is not None else "?" for ts, _, _, _ in events]
-        width = max(8, max(map(len, clocks), default=0))
-        for clock, (_, column, what, note) in zip(clocks, events, strict=True):
-            if note:
-                lines.append(f"  {clock:<{width}} {column} {what or '-'}  {warn}{_WARN} out of order: {note}{reset}")
-            else:
-                lines.append(f"  {clock:<{width}} {column} {what or '-'}")
-        if block.omitted:
-            lines.append(f"  … {block.omitted} more events not shown")
-        return "\n".join(lines) + "\n\n"
+            # %-formatting costs a third less than the f-string's format spec, once per event.
+            clocks = ["\n  ?" if ts is None else "\n  %+.3fs" % (ts - base) for ts in entries[0::3]]
+        width = max(11, max(map(len, clocks), default=0))
+        entries[0::3] = [clock.ljust(width) for clock in clocks]
+        more = f"  … {block.omitted} more events not shown\n" if block.omitted else ""
+        return f"{head}{''.join(entries)}\n{more}\n"
