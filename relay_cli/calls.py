@@ -148,6 +148,11 @@ def _s(value: Any) -> str:
 
 
 def _short(call_id: Any) -> str:
+    """The first 8 characters of an id, escaped; checking only those 8 when they need no escaping."""
+    if call_id.__class__ is str:
+        head: str = call_id[:8]
+        if head.isprintable():
+            return head
     return _s(call_id)[:8]
 
 
@@ -185,7 +190,9 @@ def _numbers(device: Any) -> tuple[Any, Any] | None:
         return None
     src = params.get("from_number", params.get("from"))
     dst = params.get("to_number", params.get("to"))
-    return (src, dst) if _present(src) or _present(dst) else None
+    if (src is None or src == "") and (dst is None or dst == ""):
+        return None
+    return src, dst
 
 
 def _describe_state(p: dict[str, Any]) -> str:
@@ -219,10 +226,16 @@ def _describe_collect(p: dict[str, Any]) -> str:
 
 
 def _describe_connect(p: dict[str, Any]) -> str:
+    text = _s(p.get("connect_state"))
     peer = p.get("peer")
-    short = _short(peer.get("call_id")) if isinstance(peer, dict) else ""
-    why = _s(p.get("failed_reason"))
-    return _join(_s(p.get("connect_state")), f"peer {short}" if short else "", f"({why})" if why else "")
+    if isinstance(peer, dict):
+        short = _short(peer.get("call_id"))
+        if short:
+            text = _join(text, f"peer {short}")
+    why = p.get("failed_reason")
+    if why is not None and why != "":
+        text = _join(text, f"({_s(why)})")
+    return text
 
 
 def _describe_detect(p: dict[str, Any]) -> str:
@@ -438,6 +451,10 @@ class CallTracker:
         self._gone_limit = max(1_024, self._max_open)
         self._clock = 0.0
         self._seq = 0
+        # The oldest block has ended but waits for its dial's outcome: `feed` then tries to write it at every
+        # event. Otherwise the oldest can only be written once some block ends (or too many are held), so
+        # `feed` tries only then, rather than looking at the front of ``_order`` at every event.
+        self._stalled = False
 
     @property
     def held(self) -> int:
@@ -552,10 +569,11 @@ class CallTracker:
         else:
             block.omitted += 1
         if block.done and not block.end_seq:
+            # Just ended: it may be the oldest, and may be written now.
             block.end_seq = self._seq
             block.end_ts = ts if ts is not None else self._clock
-        order = self._order
-        if order[0].done or len(order) > self._max_open:
+            return self._drain()
+        if self._stalled or len(self._order) > self._max_open:
             return self._drain()
         return ""
 
@@ -563,6 +581,7 @@ class CallTracker:
         """Every block still held, oldest first, flagged when its call or message never reached its end."""
         out = [self._render(block, not block.done) for block in self._order]
         self._order.clear()
+        self._stalled = False
         self._calls.clear()
         self._tags.clear()
         self._messages.clear()
@@ -592,7 +611,7 @@ class CallTracker:
                 waiting.ident = call_id
                 self._calls[call_id] = waiting
                 return waiting
-        if not self._admits(call_id, params):
+        if self._prefix is not None and not self._admits(call_id, params):
             return None
         block = _Block(call_id)
         gone = self._gone.get(call_id)
@@ -606,6 +625,7 @@ class CallTracker:
         return block
 
     def _admits(self, call_id: str, params: dict[str, Any]) -> bool:
+        """With a ``call_id`` prefix: whether this call is one asked for, or a peer leg of one."""
         prefix = self._prefix
         if prefix is None or call_id.startswith(prefix):
             return True
@@ -655,11 +675,13 @@ class CallTracker:
         """Fill the header from the first event that tells: direction, numbers, context, dial tag."""
         if block.numbers is None:
             block.numbers = _numbers(device)
-        if block.direction is None and _present(params.get("direction")):
-            block.direction = params.get("direction")
+        if block.direction is None:
+            direction = params.get("direction")
+            if direction is not None and direction != "":
+                block.direction = direction
         if block.context is None:
             context = params.get("context") or payload.get("context")
-            if _present(context):
+            if context is not None and context != "":
                 block.context = context
         if not block.tag and not block.message:
             tag = params.get("tag")
@@ -776,9 +798,12 @@ class CallTracker:
             ):
                 out.append(self._render(block, False))
             else:
+                self._stalled = block.done
                 break
             order.popleft()
             self._forget(block)
+        else:
+            self._stalled = False
         return "".join(out)
 
     def _forget(self, block: _Block) -> None:
@@ -819,7 +844,7 @@ class CallTracker:
             rest += "  peer leg " + ", ".join([_short(leg) for leg in block.legs])
         if block.ident:
             kind = "message" if block.message else "call"
-            colour = self._style.code(call_sgr(block.ident))
+            colour = self._style.code(call_sgr(block.ident)) if self._style.color else ""
             head = f"{bold}{kind} {colour}{_s(block.ident)}{reset}{bold}{rest}{reset}"
         else:
             head = f"{bold}dial {_s(block.tag)}{rest}  (call id unknown){reset}"

@@ -474,3 +474,30 @@ def test_a_small_max_open_bounds_what_is_held_over_demo_traffic() -> None:
         assert tracker.held <= 20
     tracker.finish()
     assert tracker.held == 0
+
+
+def test_an_ended_call_waiting_for_its_dial_behind_an_older_call_is_written_once_the_grace_ends() -> None:
+    tracker = CallTracker(style=PLAIN)
+    assert tracker.feed(inbound(CALL)) == ""
+    assert tracker.feed(state(OTHER, "created", 1.0, tag="t", created_by="dial")) == ""
+    assert tracker.feed(state(OTHER, "ended", 2.0, end_reason="error")) == "", "held behind the older call"
+    text = tracker.feed(state(CALL, "ended", 3.0, end_reason="hangup"))
+    assert headers(text) == [f"call {CALL}  inbound  +15551230000 → +15557650000  (context office)"]
+    assert tracker.feed(ev("messaging.receive", 4.0, message_id="m1", message_state="received")) == "", "in grace"
+    text = tracker.feed(ev("messaging.receive", 7.5, message_id="m2", message_state="received"))
+    assert headers(text) == [f"call {OTHER}", "message m1", "message m2"]
+    assert tracker.held == 0
+
+
+def test_only_the_most_recently_written_ids_are_remembered_for_late_events() -> None:
+    tracker = CallTracker(style=PLAIN, max_open=5)
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(1_100)]
+    for n, call_id in enumerate(ids):
+        tracker.feed(state(call_id, "created", float(n)))
+        assert headers(tracker.feed(state(call_id, "ended", n + 0.5))) == [f"call {call_id}"]
+    late = [ev("calling.call.play", 2_000.0, call_id=call_id, state="playing") for call_id in (ids[0], ids[-1])]
+    text = "".join(run(tracker, late))
+    assert headers(text) == [
+        f"call {ids[0]}  ⚠ no end state",
+        f"call {ids[-1]}  ⚠ out of order  ⚠ continued: earlier events were written above",
+    ], "the oldest of more than 1,024 written ids is forgotten; the latest is not"
