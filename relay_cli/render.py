@@ -200,6 +200,9 @@ def _numbers(device: Any) -> str:
 
 
 def _short(call_id: Any) -> str:
+    """The first eight characters of an id, escaped: when those are printable, escaping the rest is moot."""
+    if call_id.__class__ is str and call_id[:8].isprintable():
+        return call_id[:8]
     return _s(call_id)[:8]
 
 
@@ -264,7 +267,8 @@ def _record_headline(p: dict[str, Any]) -> str:
 def _connect_headline(p: dict[str, Any]) -> str:
     """``connect connected peer 8d19821f``; ``peer`` stays when the peer's id is missing."""
     state = _s(p.get("connect_state"))
-    peer = _short(_get(p, "peer", "call_id"))
+    peer = p.get("peer")
+    peer = _short(peer.get("call_id")) if isinstance(peer, dict) else ""
     text = f"connect {state} peer" if state else "connect peer"
     return f"{text} {peer}" if peer else text
 
@@ -275,9 +279,12 @@ def _detect_headline(p: dict[str, Any]) -> str:
 
 
 def _dial_headline(p: dict[str, Any]) -> str:
-    call = _obj(p, "call")
+    """``dial answered``; the ``call`` object, which tag-only events lack, adds the winner and numbers."""
     state = _s(p.get("dial_state"))
     text = f"dial {state}" if state else "dial"
+    call = p.get("call")
+    if not isinstance(call, dict):
+        return text
     if call.get("dial_winner") in (True, "true"):
         text = f"{text} winner {_short(call.get('call_id'))}"
     numbers = _numbers(call.get("device"))
@@ -401,6 +408,7 @@ class _PrettyLine:
         self._second = b""
         self._kinds: dict[str, tuple[bytes, Callable[[dict[str, Any]], str]]] = {}
         self._calls: dict[str, bytes] = {}
+        self._call_codes = {sgr: style.code(sgr) for sgr in _CALL_COLORS}
         self._tags: dict[str, str] = {}
 
     def _time(self, ts: Any) -> tuple[bytes, bytes]:
@@ -439,19 +447,20 @@ class _PrettyLine:
     def _call(self, params: dict[str, Any]) -> bytes:
         """The call cell: the event's call id (see :meth:`_call_id`), coloured and cut to eight characters."""
         call_id = params.get("call_id")
-        if call_id.__class__ is str and call_id:
-            tag = params.get("tag")
+        if call_id.__class__ is not str or not call_id:
+            call_id = self._call_id(params)
+        elif "tag" in params:
+            tag = params["tag"]
             if tag.__class__ is str and tag:
                 if len(self._tags) > 65536:
                     self._tags.clear()
                 self._tags[tag] = call_id
-        else:
-            call_id = self._call_id(params)
         cell = self._calls.get(call_id)
         if cell is None:
-            short = escape(call_id)[:8]
-            text = f"{self.style.code(call_sgr(call_id))}{short:<8}{self._reset} " if call_id else " " * 9
-            cell = text.encode()
+            if call_id:
+                cell = f"{self._call_codes[call_sgr(call_id)]}{escape(call_id)[:8]:<8}{self._reset} ".encode()
+            else:
+                cell = b" " * 9
             if len(self._calls) > 65536:
                 self._calls.clear()
             self._calls[call_id] = cell
@@ -481,9 +490,10 @@ class _PrettyLine:
         ts = payload.get("timestamp")
         if ts is None:
             ts = params.get("timestamp")
-        second, millis = self._time(ts)
         cell, make = self._kinds.get(event_type) or self._kind(event_type)
-        line = b"".join((second, millis, cell, self._call(params), make(params).encode(), b"\n"))
+        what = make(params)
+        second, millis = self._time(ts)
+        line = b"".join((second, millis, cell, self._call(params), what.encode(), b"\n"))
         return line + self._fields(payload).encode() if self.verbose else line
 
     def _fields(self, payload: dict[str, Any]) -> str:
