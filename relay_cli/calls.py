@@ -102,6 +102,15 @@ _DIAL_GRACE_EVENTS: Final = 1_000
 _MAX_LINES: Final = 5_000
 _MAX_ENTRIES: Final = 3 * _MAX_LINES  # see `_Block.entries`
 _WARN: Final = "⚠"
+# Blocks are written as UTF-8. Text from the payload is escaped but may hold lone surrogates, which `feed`
+# gives back as they were: "surrogatepass" encodes them rather than failing.
+_UTF8: Final = "utf-8"
+_SURROGATES: Final = "surrogatepass"
+# An event's clock, its time since the block's first, starts its line: ``"\n  +1.234s"``, padded to the widest
+# clock of the block. `_render` pads each to this width (enough under 100 s) as it makes it, and pads them
+# again only in the blocks that last longer.
+_CLOCK_WIDTH: Final = 11
+_NO_CLOCK: Final = "\n  ?".ljust(_CLOCK_WIDTH)
 
 
 def _finite(value: Any) -> float | None:
@@ -451,10 +460,11 @@ class CallTracker:
         self._gone_limit = max(1_024, self._max_open)
         self._clock = 0.0
         self._seq = 0
-        # The oldest block has ended but waits for its dial's outcome: `feed` then tries to write it at every
-        # event. Otherwise the oldest can only be written once some block ends (or too many are held), so
-        # `feed` tries only then, rather than looking at the front of ``_order`` at every event.
-        self._stalled = False
+        # Whether `feed` should try to write blocks after this event: the oldest block has ended but waits for
+        # its dial's outcome (then it tries at every event), or one more block than ``max_open`` is held.
+        # Otherwise the oldest can only be written once some block ends, so `feed` tries only then, rather
+        # than looking at the front of ``_order`` at every event.
+        self._due = False
 
     @property
     def held(self) -> int:
@@ -479,46 +489,59 @@ class CallTracker:
         return kind, column, describe, action, _ACTION_ORDER.get(event_type)
 
     def feed(self, payload: dict[str, Any]) -> str:
-        """Take one event; return the text of the blocks it completed, or ``""``.
+        """Take one event; return the text of the blocks it completed, or ``""``."""
+        return self.feed_bytes(payload).decode(_UTF8, _SURROGATES)
+
+    def feed_bytes(self, payload: dict[str, Any], raw: bytes | None = None, frame_id: Any = None) -> bytes:
+        """`feed`, UTF-8 encoded: the pipeline's `Printer`, which passes ``raw`` and ``frame_id`` (unused).
 
         This runs for every event of logs of millions, so the common path (an event of a call already
         open) is written out here, guided by the spec of the event's type; the rarer steps go to helpers.
+        Working in bytes spares the pipeline a wrapper and an encode per event, and lets `_render` encode
+        a block's long ASCII body apart from its header (whose ``→`` would widen the whole text).
         """
         if payload.__class__ is not dict and not isinstance(payload, dict):
-            return ""
+            return b""
         event_type = payload.get("event_type")
         params = payload.get("params")
         if event_type.__class__ is not str or (params.__class__ is not dict and not isinstance(params, dict)):
-            return ""
+            return b""
         spec = self._specs.get(event_type)
         if spec is None:
             if not event_type.startswith("calling.") or len(self._specs) > 512:
-                return ""
+                return b""
             spec = self._specs[event_type] = self._spec(event_type, _CALL, _describe_other)
         kind, column, describe, action, lifecycle = spec
         self._seq += 1
         ts = payload.get("timestamp")
-        if ts.__class__ is not float or not (ts > 0.0 and ts - ts == 0.0):
+        if ts.__class__ is float and self._clock < ts < math.inf:
+            self._clock = ts  # the common case, a valid time moving the log's clock on
+        elif ts.__class__ is not float or not 0.0 < ts < math.inf:
             ts = event_time(payload)
-        if ts is not None and ts > self._clock:
-            self._clock = ts
+            if ts is not None and ts > self._clock:
+                self._clock = ts
 
         block: _Block | None
+        what: str | None = None  # the description, when the branch below already has it
         if kind <= _K_CONNECT:
             call_id = params.get("call_id")
             if call_id.__class__ is not str or not call_id:
-                return ""
+                return b""
             block = self._calls.get(call_id)
             if block is None:
                 block = self._open_call(call_id, params)
                 if block is None:
-                    return ""
+                    return b""
             if kind == _K_STATE:
                 if block.rank < 0 or block.numbers is None:
                     self._learn_call(block, call_id, params, payload)
                 # The call's lifecycle: states only move forward, and nothing follows ``ended``.
                 state = params.get("call_state")
                 rank = _CALL_RANK.get(state, -1) if state.__class__ is str else -1
+                if rank >= 0:
+                    # Half of all events: what `_describe_state` says of a known state, without the call.
+                    reason = params.get("end_reason")
+                    what = state if reason is None or reason == "" else f"{state} ({_s(reason)})"
                 if block.rank == _ENDED:
                     block.disorder += 1
                     note = f"{_s(state) or 'state'} after ended"
@@ -548,46 +571,48 @@ class CallTracker:
         elif kind == _K_DIAL:
             block = self._dial_block(params, payload)
             if block is None:
-                return ""
+                return b""
             note = self._judge_dial(block, params, lifecycle, action)
         else:
             block = self._message_block(params, payload)
             if block is None:
-                return ""
+                return b""
             note = self._judge_message(block, params, kind == _K_RECEIVE)
+            if not block.entries:
+                what = _join(describe(params), _excerpt(params.get("body")))
 
         if block.first_ts is None:
             block.first_ts = ts
         entries = block.entries
         if len(entries) < _MAX_ENTRIES:
-            what = describe(params)
-            if not entries and kind >= _K_MESSAGE:
-                what = _join(what, _excerpt(params.get("body")))
+            if what is None:
+                what = describe(params)
             if note:
                 what = f"{what or '-'}  {self._warn}{_WARN} out of order: {note}{self._reset}"
             entries += (ts, column, what or "-")
         else:
             block.omitted += 1
         if block.done and not block.end_seq:
-            # Just ended: it may be the oldest, and may be written now.
+            # Just ended: it may be the oldest, and may be written now (if the oldest has ended too).
             block.end_seq = self._seq
             block.end_ts = ts if ts is not None else self._clock
+            if self._order[0].done:
+                return self._drain()
+        if self._due:
             return self._drain()
-        if self._stalled or len(self._order) > self._max_open:
-            return self._drain()
-        return ""
+        return b""
 
     def finish(self) -> str:
         """Every block still held, oldest first, flagged when its call or message never reached its end."""
         out = [self._render(block, not block.done) for block in self._order]
         self._order.clear()
-        self._stalled = False
+        self._due = False
         self._calls.clear()
         self._tags.clear()
         self._messages.clear()
         self._gone.clear()
         self._gone_tags.clear()
-        return "".join(out)
+        return b"".join(out).decode(_UTF8, _SURROGATES)
 
     # -- joining events to blocks -------------------------------------------------------------------------
 
@@ -621,7 +646,7 @@ class CallTracker:
                 block.rank = _ENDED
                 block.done = True
         self._calls[call_id] = block
-        self._order.append(block)
+        self._hold(block)
         return block
 
     def _admits(self, call_id: str, params: dict[str, Any]) -> bool:
@@ -660,7 +685,7 @@ class CallTracker:
                     block = self._open_call(earlier, {})
                 elif self._prefix is None:
                     block = _Block("", tag=tag)
-                    self._order.append(block)
+                    self._hold(block)
                 if block is None:
                     return None
         else:
@@ -705,13 +730,20 @@ class CallTracker:
                     block.rank = _MESSAGE_FINAL
                     block.done = True
             self._messages[message_id] = block
-            self._order.append(block)
+            self._hold(block)
         if block.numbers is None:
             src, dst = params.get("from_number"), params.get("to_number")
             if _present(src) or _present(dst):
                 block.numbers = (src, dst)
             self._learn(block, params, payload, None)
         return block
+
+    def _hold(self, block: _Block) -> None:
+        """Keep a new block until it can be written; past ``max_open``, this event's end writes the oldest."""
+        order = self._order
+        order.append(block)
+        if len(order) > self._max_open:
+            self._due = True
 
     def _link(self, parent: _Block | None, leg: str) -> None:
         if parent is not None and leg not in parent.legs and len(parent.legs) < 64:
@@ -783,10 +815,10 @@ class CallTracker:
 
     # -- writing blocks -----------------------------------------------------------------------------------
 
-    def _drain(self) -> str:
+    def _drain(self) -> bytes:
         """Write the blocks at the front that may go: finished ones, and the oldest while over ``max_open``."""
         order = self._order
-        out: list[str] = []
+        out: list[bytes] = []
         while order:
             block = order[0]
             if len(order) > self._max_open:
@@ -798,13 +830,13 @@ class CallTracker:
             ):
                 out.append(self._render(block, False))
             else:
-                self._stalled = block.done
+                self._due = block.done
                 break
             order.popleft()
             self._forget(block)
         else:
-            self._stalled = False
-        return "".join(out)
+            self._due = False
+        return b"".join(out)
 
     def _forget(self, block: _Block) -> None:
         gone, ident = self._gone, block.ident
@@ -826,26 +858,34 @@ class CallTracker:
         if len(gone) > self._gone_limit:
             gone.popitem(last=False)
 
-    def _render(self, block: _Block, unfinished: bool, *, evicted: bool = False) -> str:
+    def _render(self, block: _Block, unfinished: bool, *, evicted: bool = False) -> bytes:
         bold, reset, warn = self._bold, self._reset, self._warn
+        # `_learn` keeps only present values; most are printable strings, shown without a call to `_s`.
         rest = ""
         direction = block.direction
-        if direction is not None and direction != "":
-            rest = "  " + _s(direction)
+        if direction is not None:
+            rest = "  " + (direction if direction.__class__ is str and direction.isprintable() else _s(direction))
         if block.numbers is not None:
             src, dst = block.numbers
-            rest += f"  {_s(src) or '?'} → {_s(dst) or '?'}"
+            if src.__class__ is not str or not src.isprintable():
+                src = _s(src)
+            if dst.__class__ is not str or not dst.isprintable():
+                dst = _s(dst)
+            rest += f"  {src or '?'} → {dst or '?'}"
         context = block.context
-        if context is not None and context != "":
-            rest += f"  (context {_s(context)})"
+        if context is not None:
+            rest += f"  (context {context if context.__class__ is str and context.isprintable() else _s(context)})"
         if block.peer_of:
             rest += f"  peer of {_short(block.peer_of)}"
         if block.legs:
             rest += "  peer leg " + ", ".join([_short(leg) for leg in block.legs])
-        if block.ident:
+        ident = block.ident
+        if ident:
             kind = "message" if block.message else "call"
-            colour = self._style.code(call_sgr(block.ident)) if self._style.color else ""
-            head = f"{bold}{kind} {colour}{_s(block.ident)}{reset}{bold}{rest}{reset}"
+            colour = self._style.code(call_sgr(ident)) if self._style.color else ""
+            if not ident.isprintable():
+                ident = _s(ident)
+            head = f"{bold}{kind} {colour}{ident}{reset}{bold}{rest}{reset}"
         else:
             head = f"{bold}dial {_s(block.tag)}{rest}  (call id unknown){reset}"
         if unfinished:
@@ -859,15 +899,15 @@ class CallTracker:
             head += f"  {warn}{_WARN} continued: earlier events were written above{reset}"
         # Each event line is its clock, padded to the block's widest, then the column and description `feed`
         # kept. The clocks (each starting its line) take the place of the times in ``entries``, so joining that
-        # list gives the lines; the block is written once, then dropped.
+        # list gives the lines; the block is written once, then dropped. Formatting them here, a block at a
+        # time, rather than in `feed` keeps the formatting code in the CPU's cache. ``base`` is None only when
+        # no event had a time. %-formatting costs a third less than the f-string's format spec.
         entries = block.entries
         base = block.first_ts
-        if base is None:
-            clocks = ["\n  ?"] * (len(entries) // 3)
-        else:
-            # %-formatting costs a third less than the f-string's format spec, once per event.
-            clocks = ["\n  ?" if ts is None else "\n  %+.3fs" % (ts - base) for ts in entries[0::3]]
-        width = max(11, max(map(len, clocks), default=0))
-        entries[0::3] = [clock.ljust(width) for clock in clocks]
+        clocks = [_NO_CLOCK if ts is None else ("\n  %+.3fs" % (ts - base)).ljust(_CLOCK_WIDTH) for ts in entries[0::3]]
+        width = max(map(len, clocks), default=0)
+        if width > _CLOCK_WIDTH:
+            clocks = [clock.ljust(width) for clock in clocks]
+        entries[0::3] = clocks
         more = f"  … {block.omitted} more events not shown\n" if block.omitted else ""
-        return f"{head}{''.join(entries)}\n{more}\n"
+        return head.encode(_UTF8, _SURROGATES) + f"{''.join(entries)}\n{more}\n".encode(_UTF8, _SURROGATES)
