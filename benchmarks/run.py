@@ -590,39 +590,55 @@ def bench_parse(ctx: Context) -> list[Row]:
     ]
 
 
+def jobs_note(child: Child) -> str:
+    """How many cores a run kept busy: CPU time (its workers' included) over wall time."""
+    return f"default `--jobs`: {child.cpu / child.wall:.1f} cores busy on average"
+
+
 def bench_replay_filter(ctx: Context) -> list[Row]:
     """A filtered replay against the least a filter can do (a bare orjson loop) and against jq's select."""
     path = str(ctx.log_path())
+    replay = [*RELAY, "replay", path, "--type", PLAY, "--format", "json"]
     commands: list[tuple[str, Sequence[str]]] = [
-        ("relay replay --type", [*RELAY, "replay", path, "--type", PLAY, "--format", "json"]),
+        ("relay replay --type", replay),
         ("bare orjson loop", [sys.executable, "-c", BARE_LOOP, path]),
+        ("relay replay --type --jobs 1", [*replay, "--jobs", "1"]),
     ]
     if ctx.jq:
         commands.append(("jq select", [ctx.jq, "-c", f'select(.event_type=="{PLAY}")', path]))
-    log("replay_filter: relay replay --type vs a bare loop and jq select")
+    log("replay_filter: relay replay --type (default jobs, and one process) vs a bare loop and jq select")
     children = best_of(ctx, commands)
-    ours, bare = children[0], children[1]
+    ours, bare, alone = children[0], children[1], children[2]
+    jq = children[3] if len(children) > 3 else None
     ratio = bare.wall / ours.wall
     rows = [
         Row(
             f"`relay replay LOG --type {PLAY} --format json >/dev/null` vs bare Python loop "
-            "(`orjson.loads` each line, compare `event_type`) (best of 3)",
+            f"(`orjson.loads` each line, compare `event_type`) (best of 3; {jobs_note(ours)})",
             f"{ours.wall:.2f} s ({fmt_rate(ctx.events, ours.wall)})",
             f"bare loop {bare.wall:.2f} s ({fmt_rate(ctx.events, bare.wall)})",
             f"{ratio:.2f}",
             "≥ 0.60 (bare/ours)",
             verdict(ratio >= 0.60),
-        )
+        ),
+        Row(
+            "the same in one process (`--jobs 1`), for reference: vs the bare loop" + (" and vs jq" if jq else ""),
+            f"{alone.wall:.2f} s ({fmt_rate(ctx.events, alone.wall)})",
+            f"bare loop {bare.wall:.2f} s" + (f", jq {jq.wall:.2f} s" if jq else ""),
+            f"{bare.wall / alone.wall:.2f}" + (f"; {jq.wall / alone.wall:.2f}x" if jq else ""),
+            "—",
+            "—",
+        ),
     ]
     jq_name = f"`relay replay LOG --type {PLAY} --format json` vs `jq -c 'select(.event_type==\"{PLAY}\")'` "
     jq_name += "(best of 3)"
-    if len(children) > 2:
-        jq_ratio = children[2].wall / ours.wall
+    if jq is not None:
+        jq_ratio = jq.wall / ours.wall
         rows.append(
             Row(
                 jq_name,
                 f"{ours.wall:.2f} s",
-                f"jq {children[2].wall:.2f} s",
+                f"jq {jq.wall:.2f} s",
                 f"{jq_ratio:.2f}x",
                 "≥ 4x (jq/ours)",
                 verdict(jq_ratio >= 4),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import ssl
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any
@@ -17,7 +16,6 @@ import orjson
 import typer
 
 from relay_cli import __version__
-from relay_cli.calls import CallTracker
 from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, parse_event
 from relay_cli.filters import EventFilter, FilterError
 from relay_cli.output import Color, ExitCode, Terminal
@@ -27,7 +25,6 @@ from relay_cli.recording import Recorder, RecordingError
 from relay_cli.render import Format, Style, escape, event_json, make_printer, pretty_block
 from relay_cli.replay import Pacer
 from relay_cli.replay import replay as replay_logs
-from relay_cli.summary import Summary
 
 __all__ = ["app", "main"]
 
@@ -257,6 +254,8 @@ def tail(
 
     Status lines and the closing summary go to stderr; stdout carries events only.
     """
+    import ssl  # here, as the live modules are: at the top it would slow every command's start-up
+
     from relay_cli.live import Demo, run_tail
     from relay_cli.session import Credentials, RelaySession, SessionConfig, SessionError, endpoint_url
 
@@ -343,6 +342,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run a local RELAY emulator: real protocol, demo call and message traffic, no account needed."""
+    import ssl
+
     from relay_cli.emulator import Emulator
     from relay_cli.live import run_serve
 
@@ -407,6 +408,15 @@ def replay(
         bool, typer.Option("--by-call", help="One block per call and message instead of one line per event.")
     ] = False,
     color: ColorOption = Color.auto,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes that decode a big recording (default: one per CPU, at most 8); 1 for none.",
+        ),
+    ] = None,
 ) -> None:
     """Replay recordings through the same filters and views as tail: as fast as possible, or paced.
 
@@ -429,6 +439,7 @@ def replay(
         summary=summary,
         by_call=by_call,
         color=color,
+        jobs=jobs,
     )
 
 
@@ -463,6 +474,7 @@ def calls(
         summary=summary,
         by_call=True,
         color=color,
+        jobs=1,
     )
 
 
@@ -483,21 +495,29 @@ def _replay(
     summary: bool,
     by_call: bool,
     color: Color,
+    jobs: int | None,
 ) -> None:
     if follow and len(logs) > 1:
         raise _fail(term, "--follow reads one recording at a time", ExitCode.USAGE)
     if logs.count(STDIN) > 1:
         raise _fail(term, "stdin (-) can be read only once", ExitCode.USAGE)
     style = term.style(color)
-    tracker = CallTracker(style=style, call_id=call_id) if by_call else None
+    tracker = None
+    if by_call:
+        from relay_cli.calls import CallTracker
+
+        tracker = CallTracker(style=style, call_id=call_id)
     # Calls are narrowed by the tracker, which also keeps the peer legs of the chosen call.
     accept = _filter(term, types, exclude, None if by_call else call_id, where)
     fmt = term.default_format(fmt)
     printer = make_printer(fmt, style, verbose)
     if tracker is not None:
-        blocks = tracker.feed
-        printer = lambda payload, raw, frame_id: blocks(payload).encode()  # noqa: E731
-    totals = Summary() if summary else None
+        printer = tracker.feed_bytes
+    totals = None
+    if summary:
+        from relay_cli.summary import Summary
+
+        totals = Summary()
     pipeline = Pipeline(
         out=term.stdout,
         printer=printer,
@@ -505,13 +525,19 @@ def _replay(
         count=count,
         flush=follow or speed is not None,
         observe=totals.feed if totals is not None else None,
-        tally_types=False,
     )
     pacer = Pacer(speed, max_gap) if speed else None
+    # Workers share no state: only a filter and printer that keep none between events can be split.
+    if tracker is not None or totals is not None or count is not None or call_id is not None or fmt is Format.pretty:
+        jobs = 1
+    elif jobs is None:
+        jobs = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
     interrupted = False
     with _progress(term, logs, enabled=not follow) as progress:
         try:
-            stats = replay_logs(logs, pipeline, problem=term.problem, pacer=pacer, follow=follow, progress=progress)
+            stats = replay_logs(
+                logs, pipeline, problem=term.problem, pacer=pacer, follow=follow, progress=progress, jobs=jobs
+            )
         except InputError as exc:
             raise _fail(term, str(exc)) from None
         except BrokenPipeError:

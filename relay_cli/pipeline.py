@@ -61,8 +61,10 @@ class Tally:
 class Pipeline:
     """Feeds payloads to the sinks; :meth:`feed` says whether to go on (False once ``count`` is shown).
 
-    ``feed`` is built once as a closure over the chosen sinks: it runs for every event of a replay, and
-    local lookups there cost a fraction of attribute lookups.
+    ``feed`` tallies and records every payload, asks ``accept``, and hands what passes to ``show``. A
+    replay, which neither tallies nor records, calls ``accept`` and ``show`` itself: most events of a
+    filtered replay are then dropped after one call instead of two. Both are closures over the chosen
+    sinks, built once: they run for every event, and local lookups cost a fraction of attribute lookups.
     """
 
     def __init__(
@@ -75,9 +77,10 @@ class Pipeline:
         count: int | None = None,
         flush: bool = False,
         observe: Callable[[dict[str, Any]], Any] | None = None,
-        tally_types: bool = True,
     ) -> None:
         self.tally = tally = Tally()
+        self.accept = accept
+        self.printer = printer
         self.when_idle: Callable[[Callable[[], None]], object] | None = None
         """With ``flush``: run a callback once the source has nothing more to hand over (an event loop's
         ``call_soon``). A burst of events then costs one write instead of one each, and nothing waits
@@ -90,13 +93,7 @@ class Pipeline:
         limit = count or 0
         drain = self.drain
 
-        def feed(payload: dict[str, Any], data: bytes | None, frame_id: Any = None) -> bool:
-            if tally_types:
-                by_type[payload.get("event_type", "")] += 1
-            if recorder is not None:
-                recorder.write(payload, data)
-            if accept is not None and not accept(payload):
-                return True
+        def show(payload: dict[str, Any], data: bytes | None, frame_id: Any = None) -> bool:
             tally.shown += 1
             if observe is not None:
                 observe(payload)
@@ -112,10 +109,24 @@ class Pipeline:
                         self.when_idle(self._idle_flush)
             return not limit or tally.shown < limit
 
+        def feed(payload: dict[str, Any], data: bytes | None, frame_id: Any = None) -> bool:
+            by_type[payload.get("event_type", "")] += 1
+            if recorder is not None:
+                recorder.write(payload, data)
+            if accept is not None and not accept(payload):
+                return True
+            return show(payload, data, frame_id)
+
+        self.show = show
         self.feed = feed
 
     def _idle_flush(self) -> None:
         self._flush_due = False
+        self.drain()
+
+    def write(self, data: bytes) -> None:
+        """Write output already rendered elsewhere (by a worker process), after what is buffered."""
+        self._pending.append(data)
         self.drain()
 
     def drain(self) -> None:

@@ -8,9 +8,11 @@ prints the input unchanged can write them back without encoding again.
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import IO, Any
 
 import orjson
@@ -18,7 +20,7 @@ import orjson
 from relay_cli import protocol
 from relay_cli.event import InvalidEvent
 
-__all__ = ["STDIN", "BadLine", "Entry", "InputError", "Source", "entries", "to_event", "where"]
+__all__ = ["STDIN", "BadLine", "Entry", "InputError", "Source", "entries", "read_span", "spans", "to_event", "where"]
 
 STDIN = "-"
 _FRAME_KEYS = ("jsonrpc", "method")
@@ -53,14 +55,21 @@ def where(source: Source, line: int | str) -> str:
 
 
 class Source:
-    """A named input: a file path, or ``-`` for stdin."""
+    """A named input: a file path, or ``-`` for stdin.
 
-    def __init__(self, path: str, *, stdin: IO[bytes] | None = None) -> None:
+    ``lines`` is a run of whole lines already read from ``path`` (a span cut by :func:`spans`): it is
+    read as JSON Lines without looking at its first line, and numbered from 1.
+    """
+
+    def __init__(self, path: str, *, stdin: IO[bytes] | None = None, lines: bytes | None = None) -> None:
         self.path = path
         self.name = "<stdin>" if path == STDIN else path
+        self.lines = lines
         self._stdin = stdin
 
     def open(self) -> IO[bytes]:
+        if self.lines is not None:
+            return io.BytesIO(self.lines)
         if self.path == STDIN:
             return self._stdin if self._stdin is not None else os.fdopen(0, "rb", closefd=False)
         try:
@@ -91,6 +100,9 @@ def _read(
 ) -> Iterator[Entry]:
     name = source.name
     try:
+        if source.lines is not None:
+            yield from _lines(stream, 0)
+            return
         line_no = 0
         first = b""
         while not first.strip(_WHITESPACE):
@@ -118,14 +130,7 @@ def _read(
             line_no += 1
             first = second
         yield _line(line_no, first)
-        loads = orjson.loads
-        for line in stream:
-            line_no += 1
-            try:
-                yield line_no, line, loads(line)
-            except orjson.JSONDecodeError:
-                if line.strip(_WHITESPACE):
-                    yield _line(line_no, line)
+        line_no = yield from _lines(stream, line_no)
         if follow:
             yield from _follow(stream, line_no, poll, stop)
     except OSError as exc:
@@ -133,6 +138,51 @@ def _read(
     finally:
         if source.path != STDIN:
             stream.close()
+
+
+def _lines(stream: IO[bytes], line_no: int) -> Generator[Entry, None, int]:
+    """The rest of a JSON Lines stream, numbered on from ``line_no``; returns the last line's number."""
+    loads = orjson.loads
+    for line in stream:
+        line_no += 1
+        try:
+            yield line_no, line, loads(line)
+        except orjson.JSONDecodeError:
+            if line.strip(_WHITESPACE):
+                yield _line(line_no, line)
+    return line_no
+
+
+def read_span(path: str, start: int, end: int) -> bytes:
+    """The bytes of one span cut by :func:`spans`, for ``Source(path, lines=...)``."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(start)
+            return stream.read(end - start)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def spans(path: str, size: int) -> list[tuple[int, int]]:
+    """Cut a JSON Lines file into byte ranges of about ``size`` bytes, each ending just after a newline.
+
+    Only a file whose first line is one JSON object can be cut: an array, or an object spread over
+    lines, must be read whole. For any other file, and for one too small to cut, the one range is
+    the whole file. Each range can then be read on its own as ``Source(path, lines=...)``.
+    """
+    with open(path, "rb") as stream:
+        first = stream.readline()
+        end = stream.seek(0, os.SEEK_END)
+        if end < 2 * size or not (first.startswith(b"{") and _parses(first)):
+            return [(0, end)]
+        cuts = [0]
+        while cuts[-1] + size < end:
+            stream.seek(cuts[-1] + size)
+            stream.readline()
+            cuts.append(min(stream.tell(), end))
+        if cuts[-1] < end:
+            cuts.append(end)
+    return list(itertools.pairwise(cuts))
 
 
 def _follow(stream: IO[bytes], line_no: int, poll: float, stop: Callable[[], bool] | None) -> Iterator[Entry]:

@@ -211,8 +211,9 @@ def _excerpt(body: Any, width: int = 40) -> str:
     return f'"{text[:width]}…"' if len(text) > width else (f'"{text}"' if text else "")
 
 
-# The headlines of the frequent event types append each optional part with ``if part: text = f"{text} {part}"``
-# rather than through _join: a replay makes one per event, and that is about half of a line's cost.
+# The headlines of the frequent event types append each optional part with an f-string (``if part:
+# text = f"{text} {part}"``) rather than through _join: a replay makes one headline per event, and
+# packing the parts, filtering them and joining them costs several times as much.
 
 
 def _state_headline(p: dict[str, Any]) -> str:
@@ -458,7 +459,7 @@ class _PrettyLine:
         cell = self._calls.get(call_id)
         if cell is None:
             if call_id:
-                cell = f"{self._call_codes[call_sgr(call_id)]}{escape(call_id)[:8]:<8}{self._reset} ".encode()
+                cell = f"{self._call_codes[call_sgr(call_id)]}{_short(call_id):<8}{self._reset} ".encode()
             else:
                 cell = b" " * 9
             if len(self._calls) > 65536:

@@ -7,6 +7,7 @@ events' timestamps are kept (scaled), with long silences cut short.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,9 +15,9 @@ from typing import Any
 
 from relay_cli.event import InvalidEvent, check_payload
 from relay_cli.pipeline import Pipeline, without_gc
-from relay_cli.reader import BadLine, Source, entries, to_event, where
+from relay_cli.reader import STDIN, BadLine, Source, entries, spans, to_event, where
 
-__all__ = ["Pacer", "ReplayStats", "replay"]
+__all__ = ["SPAN_BYTES", "Pacer", "ReplayStats", "Report", "replay", "replay_source"]
 
 
 class Pacer:
@@ -62,6 +63,19 @@ class ReplayStats:
     frames: int = 0
     bytes_read: int = 0
 
+    def add(self, other: ReplayStats) -> None:
+        self.bad += other.bad
+        self.truncated += other.truncated
+        self.frames += other.frames
+        self.bytes_read += other.bytes_read
+
+
+Report = Callable[["int | str", str], None]
+"""``report(line, message)``: a problem with one line of the source being read."""
+
+SPAN_BYTES = 8 << 20
+"""How much of a big file one worker process takes at a time (see ``jobs``)."""
+
 
 def replay(
     paths: Sequence[str],
@@ -72,69 +86,102 @@ def replay(
     follow: bool = False,
     stop: Callable[[], bool] | None = None,
     progress: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> ReplayStats:
     """Feed every event of ``paths`` to ``pipeline``; report bad lines through ``problem(where, message)``.
 
     Raises :class:`relay_cli.reader.InputError` when a file as a whole cannot be read. A truncated last
     line, what a recorder killed mid-write leaves, is reported but not counted as bad.
+
+    With ``jobs`` above 1, a JSON Lines file of at least two spans of ``SPAN_BYTES`` is read by that many
+    worker processes, span by span, and their output is written in the file's order (see
+    :mod:`relay_cli.fanout`). Only a caller knows whether that is sound: the pipeline's filter and
+    printer must keep no state from one event to the next, and it must have no ``count`` or ``observe``.
+    Pacing and ``follow`` always read in this process.
     """
     stats = ReplayStats()
-    feed = pipeline.feed
     with without_gc():
-        _replay(paths, feed, pipeline, stats, problem, pacer, follow, stop, progress)
+        for path in paths:
+            source = Source(path)
+            cuts = (
+                spans(path, SPAN_BYTES)
+                if jobs > 1 and pacer is None and not follow and path != STDIN and os.path.isfile(path)
+                else []
+            )
+            if len(cuts) > 1:
+                from relay_cli import fanout
+
+                if fanout.available():
+                    fanout.replay_spans(source, cuts, pipeline, stats, problem, progress, jobs)
+                    continue
+            if not replay_source(source, pipeline, stats, _reporter(problem, source), pacer, follow, stop, progress):
+                break
     return stats
 
 
-def _replay(
-    paths: Sequence[str],
-    feed: Callable[[dict[str, Any], bytes | None], bool],
+def _reporter(problem: Callable[[str, str], None], source: Source) -> Report:
+    return lambda line, message: problem(where(source, line), message)
+
+
+def replay_source(
+    source: Source,
     pipeline: Pipeline,
     stats: ReplayStats,
-    problem: Callable[[str, str], None],
-    pacer: Pacer | None,
-    follow: bool,
-    stop: Callable[[], bool] | None,
-    progress: Callable[[int], None] | None,
-) -> None:
-    for path in paths:
-        source = Source(path)
-        for line, raw, value in entries(source, follow=follow, stop=stop):
-            if progress is not None and raw is not None:
-                stats.bytes_read += len(raw)
-                if stats.bytes_read & 0xFFFF < len(raw):
-                    progress(stats.bytes_read)
-            if value.__class__ is BadLine:
-                if value.truncated:
-                    stats.truncated += 1
-                    problem(where(source, line), f"{value.message} (a truncated last line, skipped)")
-                else:
-                    stats.bad += 1
-                    problem(where(source, line), value.message)
+    report: Report,
+    pacer: Pacer | None = None,
+    follow: bool = False,
+    stop: Callable[[], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> bool:
+    """One source through the pipeline; False once the pipeline has shown all it was asked to."""
+    accept = pipeline.accept
+    show = pipeline.show
+    for line, raw, value in entries(source, follow=follow, stop=stop):
+        if progress is not None and raw is not None:
+            stats.bytes_read += len(raw)
+            if stats.bytes_read & 0xFFFF < len(raw):
+                progress(stats.bytes_read)
+        if (
+            value.__class__ is dict
+            and "jsonrpc" not in value
+            and "method" not in value
+            and "id" not in value
+            and value.get("event_type", "").__class__ is str
+            and value.get("params", value).__class__ is dict
+        ):
+            payload, data = value, raw  # the common case, a well-formed payload line, in a few lookups
+        else:
+            checked = _payload(line, value, stats, report)
+            if checked is None:
                 continue
-            if (
-                value.__class__ is dict
-                and "jsonrpc" not in value
-                and "method" not in value
-                and "id" not in value
-                and value.get("event_type", "").__class__ is str
-                and value.get("params", value).__class__ is dict
-            ):
-                payload, data = value, raw  # the common case, a well-formed payload line, in a few lookups
-            else:
-                try:
-                    payload, note = to_event(value)
-                    if note is not None:
-                        stats.frames += 1
-                        continue
-                    check_payload(payload)
-                except InvalidEvent as exc:
-                    stats.bad += 1
-                    problem(where(source, line), str(exc))
-                    continue
-                data = None
-            if pacer is not None:
-                pacer.wait(payload)
-            if not feed(payload, data):
-                return
-            if follow:
-                pipeline.drain()
+            payload, data = checked, None
+        if pacer is not None:
+            pacer.wait(payload)
+        if (accept is None or accept(payload)) and not show(payload, data):
+            return False
+        if follow:
+            pipeline.drain()
+    return True
+
+
+def _payload(line: int | str, value: Any, stats: ReplayStats, report: Report) -> dict[str, Any] | None:
+    """The payload of an entry off the common path: a frame's params, or None (reported) for a bad line."""
+    if value.__class__ is BadLine:
+        if value.truncated:
+            stats.truncated += 1
+            report(line, f"{value.message} (a truncated last line, skipped)")
+        else:
+            stats.bad += 1
+            report(line, value.message)
+        return None
+    try:
+        payload, note = to_event(value)
+        if note is not None:
+            stats.frames += 1
+            return None
+        check_payload(payload)
+    except InvalidEvent as exc:
+        stats.bad += 1
+        report(line, str(exc))
+        return None
+    return payload  # type: ignore[no-any-return]
