@@ -707,6 +707,35 @@ def bench_calls(ctx: Context) -> list[Row]:
     ]
 
 
+def bench_replay_rss(ctx: Context) -> list[Row]:
+    """Plain replay streams: its peak RSS (any process's: the parent's or a worker's) on a tenth of the log
+    and on the whole of it. Every event is printed, so the workers hand back as much as they read."""
+    name = "`relay replay LOG --format json >/dev/null` peak RSS, N/10 vs N events (`/usr/bin/time -f %M`, worst of 3)"
+    small = str(ensure_log(max(ctx.events // 10, 1), ctx.seed))
+    log("replay_rss: relay replay --format json on N/10 and N events")
+    tenth, whole = best_of(
+        ctx,
+        [
+            ("relay replay N/10", [*RELAY, "replay", small, "-o", "json"]),
+            ("relay replay N", [*RELAY, "replay", str(ctx.log_path()), "-o", "json"]),
+        ],
+        peak_rss=True,
+    )
+    if tenth.peak_rss is None or whole.peak_rss is None:
+        return [Row(name, "—", "—", "—", "flat", "error: peak RSS could not be measured")]
+    growth = whole.peak_rss / tenth.peak_rss
+    return [
+        Row(
+            name,
+            f"{fmt_mb(tenth.peak_rss)} vs {fmt_mb(whole.peak_rss)}",
+            "—",
+            f"{growth:.2f}x",
+            "flat (≤ 1.5x for 10x the events)",
+            verdict(growth <= 1.5),
+        )
+    ]
+
+
 # -- 6-8. live: the emulator in a thread, clients as processes ---------------------------------------------------
 
 
@@ -1151,6 +1180,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Row]]] = {
     "replay_filter": bench_replay_filter,
     "replay_pretty": bench_replay_pretty,
     "calls": bench_calls,
+    "replay_rss": bench_replay_rss,
     "tail_throughput": bench_tail_throughput,
     "tail_latency": bench_tail_latency,
     "tail_rss": bench_tail_rss,
@@ -1163,6 +1193,7 @@ TARGETS = {
     "replay_filter": "≥ 0.60 (bare/ours), ≥ 4x (jq/ours)",
     "replay_pretty": "≥ 100,000 ev/s",
     "calls": "≥ 100,000 ev/s, < 150 MB",
+    "replay_rss": "flat (≤ 1.5x for 10x the events)",
     "tail_throughput": "≥ 0.70 (ours/minimal)",
     "tail_latency": "p99 < 10 ms",
     "tail_rss": "< 100 MB, flat",
