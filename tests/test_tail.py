@@ -13,6 +13,7 @@ import orjson
 import pytest
 from harness import CREDS, emulator, interrupt, relay, spawn, wait_until
 
+from relay_cli import protocol
 from relay_cli.event import EVENT_CLASS_MAP, parse_event
 from relay_cli.session import AuthError, Credentials, RelaySession, SessionConfig
 
@@ -323,6 +324,13 @@ def test_library_session_raises_auth_error_with_the_server_reason() -> None:
 
     with pytest.raises(AuthError, match="authentication failed: Authentication service failed"):
         asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("key", sorted(protocol.SECRET_KEYS))
+def test_the_byte_prefilter_lets_every_secret_key_through_to_redaction(key: str) -> None:
+    payload = {"event_type": "calling.call.play", "params": {"device": {key: "S3CRET"}}}
+    clean, raw = protocol.without_secrets(payload, orjson.dumps(payload))
+    assert raw is None and clean["params"]["device"][key] == protocol.REDACTED
 
 
 def test_secrets_never_reach_stdout_stderr_or_the_recording(tmp_path: Path) -> None:
