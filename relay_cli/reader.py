@@ -168,20 +168,24 @@ def spans(path: str, size: int) -> list[tuple[int, int]]:
 
     Only a file whose first line is one JSON object can be cut: an array, or an object spread over
     lines, must be read whole. For any other file, and for one too small to cut, the one range is
-    the whole file. Each range can then be read on its own as ``Source(path, lines=...)``.
+    the whole file; for a file that cannot be read, none (reading it whole then says why). Each range
+    can be read on its own as ``Source(path, lines=...)``.
     """
-    with open(path, "rb") as stream:
-        first = stream.readline()
-        end = stream.seek(0, os.SEEK_END)
-        if end < 2 * size or not (first.startswith(b"{") and _parses(first)):
-            return [(0, end)]
-        cuts = [0]
-        while cuts[-1] + size < end:
-            stream.seek(cuts[-1] + size)
-            stream.readline()
-            cuts.append(min(stream.tell(), end))
-        if cuts[-1] < end:
-            cuts.append(end)
+    try:
+        with open(path, "rb") as stream:
+            first = stream.readline()
+            end = stream.seek(0, os.SEEK_END)
+            if end < 2 * size or not (first.startswith(b"{") and _parses(first)):
+                return [(0, end)]
+            cuts = [0]
+            while cuts[-1] + size < end:
+                stream.seek(cuts[-1] + size)
+                stream.readline()
+                cuts.append(min(stream.tell(), end))
+            if cuts[-1] < end:
+                cuts.append(end)
+    except OSError:
+        return []
     return list(itertools.pairwise(cuts))
 
 

@@ -1,8 +1,9 @@
 """Replaying recordings: the file source of the pipeline, with optional pacing and a progress callback.
 
 A recording goes through the same pipeline as a live session; this module only decides when each
-payload is fed. By default that is as fast as possible; with a speed, the original gaps between the
-events' timestamps are kept (scaled), with long silences cut short.
+payload is fed, and where. By default that is as fast as possible; with a speed, the original gaps
+between the events' timestamps are kept (scaled), with long silences cut short. A big file may be
+split across worker processes (:mod:`relay_cli.fanout`), each running :func:`replay_source` on a span.
 """
 
 from __future__ import annotations

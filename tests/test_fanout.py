@@ -122,6 +122,11 @@ def test_a_worker_that_dies_is_an_input_error_not_a_hang(messy: Path, monkeypatc
         replay([str(messy)], pipeline, problem=lambda where, message: None, jobs=2)
 
 
+def test_a_file_that_cannot_be_opened_is_left_for_the_reader_to_report(tmp_path: Path) -> None:
+    assert spans(str(tmp_path), 1000) == []
+    assert spans(str(tmp_path / "missing.jsonl"), 1000) == []
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A recording bigger than two spans, so the command line splits it."""
