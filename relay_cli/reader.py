@@ -20,7 +20,7 @@ import orjson
 from relay_cli import protocol
 from relay_cli.event import InvalidEvent
 
-__all__ = ["STDIN", "BadLine", "Entry", "InputError", "Source", "entries", "read_span", "spans", "to_event", "where"]
+__all__ = ["STDIN", "BadLine", "Entry", "InputError", "Source", "entries", "spans", "to_event", "where"]
 
 STDIN = "-"
 _FRAME_KEYS = ("jsonrpc", "method")
@@ -151,16 +151,6 @@ def _lines(stream: IO[bytes], line_no: int) -> Generator[Entry, None, int]:
             if line.strip(_WHITESPACE):
                 yield _line(line_no, line)
     return line_no
-
-
-def read_span(path: str, start: int, end: int) -> bytes:
-    """The bytes of one span cut by :func:`spans`, for ``Source(path, lines=...)``."""
-    try:
-        with open(path, "rb") as stream:
-            stream.seek(start)
-            return stream.read(end - start)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def spans(path: str, size: int) -> list[tuple[int, int]]:

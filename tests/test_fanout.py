@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,7 @@ def run(path: Path, fmt: Format, jobs: int, **filters: Any) -> tuple[bytes, list
     pipeline = Pipeline(out=out, printer=make_printer(fmt, Style(color=False)), accept=accept)
     stats = replay([str(path)], pipeline, problem=lambda where, message: problems.append((where, message)), jobs=jobs)
     pipeline.drain()
-    return out.getvalue(), problems, stats, pipeline.tally.shown
+    return out.getvalue(), problems, dataclasses.replace(stats, bytes_read=0), pipeline.tally.shown
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +129,17 @@ def test_a_file_that_cannot_be_opened_is_left_for_the_reader_to_report(tmp_path:
     assert spans(str(tmp_path / "missing.jsonl"), 1000) == []
 
 
+def test_an_exception_in_a_worker_is_raised_here(messy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay_module, "SPAN_BYTES", 16 << 10)
+
+    def printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
+        raise RuntimeError("the printer broke")
+
+    pipeline = Pipeline(out=io.BytesIO(), printer=printer)
+    with pytest.raises(RuntimeError, match="the printer broke"):
+        replay([str(messy)], pipeline, problem=lambda where, message: None, jobs=2)
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A recording bigger than two spans, so the command line splits it."""
@@ -162,24 +175,64 @@ def gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the workers")
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
-def test_a_stopped_split_replay_takes_its_workers_with_it(big: Path, sig: signal.Signals, code: int) -> None:
-    # stdout is a pipe nobody reads, so the replay blocks with its workers started and spans in flight.
-    # A parent killed outright cannot stop its workers: they notice it is gone and exit on their own.
+def start_split_replay(big: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """A split replay in a process group of its own, as a shell would start it, with both workers up.
+
+    stdout is a pipe nobody reads yet, so the replay blocks with spans in flight.
+    """
     proc = subprocess.Popen(
         [*RELAY, "replay", str(big), "-o", "json", "--jobs", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={k: v for k, v in os.environ.items() if not k.startswith("SIGNALWIRE_")},
+        start_new_session=True,
     )
+    wait_until(lambda: len(children(proc.pid)) == 2, what="two workers")
+    return proc, children(proc.pid)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the workers")
+
+
+@needs_proc
+@pytest.mark.parametrize(
+    ("signals", "group", "code"),
+    [
+        ([signal.SIGINT], False, 130),
+        ([signal.SIGINT], True, 130),  # Ctrl-C: the terminal signals the whole group
+        ([signal.SIGINT, signal.SIGINT], True, 130),  # Ctrl-C pressed twice
+        ([signal.SIGTERM], False, 143),
+        ([signal.SIGTERM], True, 143),  # systemd, timeout and kill -- -PGID signal the group
+        ([signal.SIGKILL], False, -9),  # the workers see their pipes close and exit on their own
+    ],
+)
+def test_a_stopped_split_replay_takes_its_workers_with_it(
+    big: Path, signals: list[signal.Signals], group: bool, code: int
+) -> None:
+    proc, workers = start_split_replay(big)
     try:
-        wait_until(lambda: len(children(proc.pid)) == 2, what="two workers")
-        workers = children(proc.pid)
-        proc.send_signal(sig)
+        for sig in signals:
+            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == code, err
+    assert b"Traceback" not in err
+    wait_until(lambda: all(gone(pid) for pid in workers), what="the workers to exit")
+
+
+@needs_proc
+def test_a_worker_killed_while_it_hands_back_a_span_is_an_error_not_a_hang(big: Path) -> None:
+    # The second worker's 8 MB result cannot fit the pipe while the parent is blocked on stdout, so it
+    # dies partway through sending it (or before): the parent must see a short read, not wait for more.
+    proc, workers = start_split_replay(big)
+    try:
+        time.sleep(0.5)
+        os.kill(workers[1], signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert f"{big}: a worker process died; --jobs 1 reads in this process".encode() in err
     assert b"Traceback" not in err
     wait_until(lambda: all(gone(pid) for pid in workers), what="the workers to exit")
