@@ -107,8 +107,8 @@ def replay_spans(
     except OSError as exc:
         raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
     workers: list[_Worker] = []
-    previous = signal.signal(signal.SIGTERM, _terminate)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     finished = False
     try:
         for _ in range(min(jobs, len(cuts))):
