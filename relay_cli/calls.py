@@ -204,14 +204,16 @@ def _numbers(device: Any) -> tuple[Any, Any] | None:
     return src, dst
 
 
-def _describe_state(p: dict[str, Any]) -> str:
-    state = p.get("call_state")
-    if state.__class__ is not str or not state.isprintable():
-        state = _s(state)
-    reason = p.get("end_reason")
+def _with_reason(value: Any, reason: Any) -> str:
+    """A state, and its reason in parentheses when there is one."""
+    state: str = value if value.__class__ is str and value.isprintable() else _s(value)
     if reason is None or reason == "":
         return state
     return f"{state} ({_s(reason)})" if state else f"({_s(reason)})"
+
+
+def _describe_state(p: dict[str, Any]) -> str:
+    return _with_reason(p.get("call_state"), p.get("end_reason"))
 
 
 def _describe_record(p: dict[str, Any]) -> str:
@@ -296,13 +298,7 @@ def _describe_dial(p: dict[str, Any]) -> str:
 
 
 def _describe_message(p: dict[str, Any]) -> str:
-    state = p.get("message_state")
-    if state.__class__ is not str or not state.isprintable():
-        state = _s(state)
-    reason = p.get("reason")
-    if reason is None or reason == "":
-        return state
-    return _join(state, f"({_s(reason)})")
+    return _with_reason(p.get("message_state"), p.get("reason"))
 
 
 def _describe_other(p: dict[str, Any]) -> str:
