@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import IO
 
+from relay_cli.protocol import Secrets
 from relay_cli.render import Format, Style, escape
 
 __all__ = ["Color", "ExitCode", "Terminal"]
@@ -42,6 +43,10 @@ class Terminal:
     stdout_tty: bool = field(default_factory=lambda: sys.stdout.isatty())
     stderr_tty: bool = field(default_factory=lambda: sys.stderr.isatty())
     stdin_tty: bool = field(default_factory=lambda: _isatty(0))
+    quiet: bool = False
+    """Leave out informational status lines; warnings and errors still print."""
+    secrets: Secrets = field(default_factory=Secrets)
+    """What no stderr line may show; the session adds each ``authorization_state`` it learns."""
 
     def style(self, color: Color) -> Style:
         """Colour on stdout: ``always``/``never`` win; ``auto`` means a terminal and no ``NO_COLOR``."""
@@ -55,13 +60,22 @@ class Terminal:
         return fmt or (Format.pretty if self.stdout_tty else Format.json)
 
     def status(self, message: str) -> None:
-        """A status line on stderr; the message is escaped since it may quote the wire."""
-        self.stderr.write(f"relay: {escape(message)}\n")
+        """An informational line on stderr (connecting, connected, the summary), left out when quiet."""
+        if not self.quiet:
+            self.warn(message)
+
+    def warn(self, message: str) -> None:
+        """A warning or an error on stderr, printed even when quiet.
+
+        Every line is redacted, then escaped: messages quote the wire and the server, which may echo a
+        secret or hold terminal control sequences.
+        """
+        self.stderr.write(f"relay: {escape(self.secrets.scrub(message))}\n")
         self.stderr.flush()
 
     def problem(self, where: str, message: str) -> None:
-        """A ``FILE:LINE: message`` line on stderr, as compilers print them."""
-        self.stderr.write(f"{escape(where)}: {escape(message)}\n")
+        """A ``FILE:LINE: message`` line on stderr, as compilers print them; redacted and escaped."""
+        self.stderr.write(f"{escape(where)}: {escape(self.secrets.scrub(message))}\n")
         self.stderr.flush()
 
 

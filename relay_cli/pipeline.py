@@ -13,12 +13,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any, Protocol
 
 from relay_cli.recording import Recorder
 from relay_cli.render import Printer
 
-__all__ = ["Pipeline", "Tally", "without_gc"]
+__all__ = ["Output", "Pipeline", "Tally", "without_gc"]
+
+
+class Output(Protocol):
+    """Where rendered events go: a binary stream, or a :class:`relay_cli.outbuf.OutBuffer`, whose
+    ``write`` returns 0 for output it had no room for."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 @contextlib.contextmanager
@@ -70,7 +79,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        out: IO[bytes],
+        out: Output,
         printer: Printer | None,
         accept: Callable[[dict[str, Any]], bool] | None = None,
         recorder: Recorder | None = None,
@@ -85,6 +94,11 @@ class Pipeline:
         """With ``flush``: run a callback once the source has nothing more to hand over (an event loop's
         ``call_soon``). A burst of events then costs one write instead of one each, and nothing waits
         longer than the burst takes to process."""
+        self.hidden = 0
+        """Events that passed the filters but that the output had no room for (a stuck reader)."""
+        self.output_error: OSError | None = None
+        """Why writing the output failed when it failed in a flush between events (a closed pipe: the
+        reader is gone, as with ``| head -1``); :meth:`feed` then says to stop."""
         self._flush_due = False
         self._out = out
         self._pending: list[bytes] = []
@@ -107,7 +121,7 @@ class Pipeline:
                     elif not self._flush_due:
                         self._flush_due = True
                         self.when_idle(self._idle_flush)
-            return not limit or tally.shown < limit
+            return not (limit and tally.shown >= limit) and self.output_error is None
 
         def feed(payload: dict[str, Any], data: bytes | None, frame_id: Any = None) -> bool:
             by_type[payload.get("event_type", "")] += 1
@@ -121,8 +135,13 @@ class Pipeline:
         self.feed = feed
 
     def _idle_flush(self) -> None:
+        """Runs as an event-loop callback, where an exception would only be logged: the error is kept
+        instead, and the next event ends the run."""
         self._flush_due = False
-        self.drain()
+        try:
+            self.drain()
+        except OSError as exc:
+            self.output_error = exc
 
     def write(self, data: bytes) -> None:
         """Write output already rendered elsewhere (by a worker process), after what is buffered."""
@@ -131,7 +150,11 @@ class Pipeline:
 
     def drain(self) -> None:
         """Write what is buffered; called by batch sources between chunks and at the end."""
-        if self._pending:
-            self._out.write(b"".join(self._pending))
-            self._pending.clear()
+        pending = self._pending
+        if pending:
+            data = b"".join(pending)
+            events = len(pending)
+            pending.clear()
+            if self._out.write(data) == 0 and data:
+                self.hidden += events
         self._out.flush()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,24 +20,35 @@ __all__ = [
     "AGENT",
     "AUTH_FAILED",
     "BAD_AUTH_STATE",
+    "CALL_GONE",
+    "CALL_NOT_FOUND",
+    "CALL_PASS",
     "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "MAX_FRAME",
     "METHOD_NOT_FOUND",
+    "MIN_SECRET_LENGTH",
+    "PROTOCOL_EVENT_TYPES",
     "REDACTED",
     "SECRET_KEYS",
     "VERSION",
     "FrameError",
     "Kind",
+    "Secrets",
     "ack",
     "classify",
     "connect_params",
     "describe",
+    "display_url",
     "error",
     "event_frame",
+    "excerpt",
     "is_success",
     "make_protocol",
     "may_hold_secret",
     "new_id",
     "redact",
+    "redact_text",
     "request",
     "result",
     "without_secrets",
@@ -48,7 +61,20 @@ AGENT = f"relay-cli/{__version__}"
 AUTH_FAILED = -32002
 BAD_AUTH_STATE = -32003
 INVALID_PARAMS = -32602
+INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
+
+MAX_FRAME = 10 * 2**20
+"""The largest frame either end accepts, and the longest line relay reads from a recording."""
+PROTOCOL_EVENT_TYPES = frozenset({"signalwire.authorization.state"})
+"""Event types RELAY itself defines, beyond the SDK's typed calling and messaging events."""
+
+CALL_PASS = "calling.pass"  # noqa: S105 (a method name, not a password)
+"""Decline control of an offered inbound call, returning it to routing: it may go to another client."""
+CALL_NOT_FOUND = "404"
+"""A call-control result code (a string, as RELAY sends): no such call."""
+CALL_GONE = "410"
+"""A call-control result code: the call has ended."""
 
 SECRET_KEYS = frozenset({"token", "jwt_token", "authorization_state", "authentication"})
 REDACTED = "[redacted]"
@@ -239,3 +265,83 @@ def describe(frame: Any) -> str:
         restart = isinstance(params, dict) and params.get("restart") is True
         return "signalwire.disconnect request" + (" (restart)" if restart else "")
     return f"{method} request"
+
+
+MIN_SECRET_LENGTH = 8
+"""Shorter values are not redacted by value: a real API token is 50 characters, a JWT or an
+``authorization_state`` hundreds, so 8 is far below any of them; a shorter one is a test token (``t``,
+``demo``), and replacing it everywhere would mangle ordinary words ("Au[redacted]hen…" for ``t``)."""
+
+_LEARNED_SECRETS = 8
+_CUT_PREFIX = 4
+_SECRET_VALUE = re.compile(r'"(' + "|".join(sorted(map(re.escape, SECRET_KEYS))) + r')"(\s*:\s*)"(?:[^"\\]|\\.)*"?')
+_URL_PARTS = re.compile(r"""(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@"'<>\\]*@)?([^\s?#"'<>\\]*)(?:[?#][^\s"'<>\\]*)?""")
+
+
+def display_url(url: str) -> str:
+    """A URL fit to print: without ``user:password@`` and without its query string or fragment."""
+    return _URL_PARTS.sub(r"\1\2", url)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Text fit to print: secret values, the values of secret JSON keys and URL credentials replaced.
+
+    ``secrets`` are replaced wherever they occur, longest first; any shorter than
+    :data:`MIN_SECRET_LENGTH` are ignored. Key redaction works on excerpts too, a value cut off included.
+    """
+    for secret in sorted((s for s in secrets if len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    if '"' in text:
+        text = _SECRET_VALUE.sub(rf'"\1"\2"{REDACTED}"', text)
+    if "://" in text:
+        text = display_url(text)
+    return text
+
+
+def excerpt(data: bytes, limit: int = 200, secrets: Iterable[str] = ()) -> str:
+    """The first ``limit`` bytes of a frame as redacted text, saying how long the frame was when cut.
+
+    A secret the cut falls inside leaves a prefix that matches no whole secret: a prefix of 4 characters
+    or more is redacted too (shorter ones give little away, and would often match by chance).
+    """
+    secrets = [s for s in secrets if len(s) >= MIN_SECRET_LENGTH]
+    text = data[:limit].decode("utf-8", "replace")
+    if len(data) > limit:
+        for secret in secrets:
+            for size in range(min(len(secret), len(text)), _CUT_PREFIX - 1, -1):
+                if text.endswith(secret[:size]):
+                    text = text[:-size] + REDACTED
+                    break
+    text = redact_text(text, secrets)
+    return text + (f" … ({len(data)} bytes)" if len(data) > limit else "")
+
+
+class Secrets:
+    """The values never to print: the credentials, and each ``authorization_state`` learned at run time.
+
+    One object per process, shared by whatever prints (the terminal) and whatever learns new secrets (the
+    session, through :meth:`add`). The learned values are bounded: a server sending a new state on every
+    event must not grow memory, and only the recent ones can still be sent back to it.
+    """
+
+    def __init__(self, *values: str | None) -> None:
+        self._fixed = [v for v in values if v and len(v) >= MIN_SECRET_LENGTH]
+        self._learned: deque[str] = deque(maxlen=_LEARNED_SECRETS)
+
+    def add(self, value: str | None) -> None:
+        """Never print ``value`` from now on (too short a value is ignored, see :data:`MIN_SECRET_LENGTH`)."""
+        if value and len(value) >= MIN_SECRET_LENGTH and value not in self._learned and value not in self._fixed:
+            self._learned.append(value)
+
+    @property
+    def values(self) -> list[str]:
+        return [*self._fixed, *self._learned]
+
+    def scrub(self, text: str) -> str:
+        """``text`` fit to print: see :func:`redact_text`."""
+        return redact_text(text, self.values)
+
+    def excerpt(self, data: bytes, limit: int = 200) -> str:
+        """The start of a frame fit to print: see :func:`excerpt`."""
+        return excerpt(data, limit, self.values)
