@@ -1,7 +1,8 @@
 """Running the live commands: a session (or the in-process emulator) into the pipeline, until told to stop.
 
 This is where the ways a live run can end meet: ``--count``, ``--timeout``, Ctrl-C, SIGTERM, rejected
-credentials. Each ends the same way: the socket closed cleanly, the recording flushed, an exit code.
+credentials, a closed stdout (``relay tail | head -1``). Each ends the same way: the socket closed
+cleanly, the recording flushed, an exit code.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from relay_cli.emulator import Emulator
 from relay_cli.output import ExitCode
 from relay_cli.pipeline import Pipeline
-from relay_cli.session import Credentials, RelaySession, SessionError
+from relay_cli.session import AuthError, Credentials, RelaySession, SessionError
 
 __all__ = ["Demo", "LiveResult", "run_serve", "run_tail"]
 
@@ -32,6 +33,10 @@ class Demo:
 class LiveResult:
     code: ExitCode
     error: str | None = None
+    auth_failed: bool = False
+    """The server rejected the credentials: the caller knows which options and variables to suggest."""
+    stdout_closed: bool = False
+    """The reader of stdout went away (``| head``): a normal end, with nothing more to print."""
 
 
 def _on_signals(task: asyncio.Task[object], ended: dict[str, ExitCode]) -> Callable[[], None]:
@@ -58,6 +63,7 @@ async def _tail(session: RelaySession, pipeline: Pipeline, timeout: float | None
     assert task is not None
     ended: dict[str, ExitCode] = {}
     restore = _on_signals(task, ended)
+    result = LiveResult(ExitCode.OK)
     try:
         async with contextlib.AsyncExitStack() as stack:
             if demo is not None:
@@ -71,24 +77,39 @@ async def _tail(session: RelaySession, pipeline: Pipeline, timeout: float | None
                 async with asyncio.timeout(timeout):
                     async with contextlib.aclosing(session.events()) as events:
                         async for item in events:
-                            if not pipeline.feed(item.payload, item.data, item.id):
+                            try:
+                                if not pipeline.feed(item.payload, item.data, item.id):
+                                    break
+                            except BrokenPipeError:  # the reader of stdout is gone (| head): a normal end
+                                result.stdout_closed = True
                                 break
             except TimeoutError:
-                session.status(f"timed out after {timeout:g} s")
+                if session.stats.connects:
+                    session.status(f"timed out after {timeout:g} s")
+                else:
+                    why = f": {session.last_error}" if session.last_error else ""
+                    result.code = ExitCode.FAILURE
+                    result.error = f"timed out after {timeout:g} s without a session{why}"
             finally:
                 await session.close()
     except asyncio.CancelledError:
         if "code" not in ended:
             raise
         task.uncancel()
-        return LiveResult(ended["code"])
+        result.code = ended["code"]
     except SessionError as exc:
-        return LiveResult(ExitCode.FAILURE, str(exc))
+        result.code, result.error, result.auth_failed = ExitCode.FAILURE, str(exc), isinstance(exc, AuthError)
     finally:
         restore()
         pipeline.when_idle = None
-        pipeline.drain()
-    return LiveResult(ExitCode.OK)
+        if isinstance(pipeline.output_error, BrokenPipeError):
+            result.stdout_closed = True
+        if not result.stdout_closed:
+            try:
+                pipeline.drain()
+            except BrokenPipeError:
+                result.stdout_closed = True
+    return result
 
 
 def run_tail(session: RelaySession, pipeline: Pipeline, *, timeout: float | None, demo: Demo | None) -> LiveResult:

@@ -136,8 +136,8 @@ def test_missing_context_is_warned_about() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--token", "t"], "missing project: pass --project or set SIGNALWIRE_PROJECT_ID"),
-        (["--project", "p"], "missing token: pass --token or set SIGNALWIRE_API_TOKEN"),
+        (["--token", "t"], "missing --project (or SIGNALWIRE_PROJECT_ID)"),
+        (["--project", "p"], "missing --token (or SIGNALWIRE_API_TOKEN)"),
     ],
 )
 def test_missing_credentials_name_the_flag_and_the_variable(args: list[str], message: str) -> None:
@@ -337,7 +337,7 @@ def test_secrets_never_reach_stdout_stderr_or_the_recording(tmp_path: Path) -> N
     path = tmp_path / "rec.jsonl"
     with emulator(rate=200) as server:
         result = relay(
-            "tail", "--url", server.url, *CREDS, "-c", "default", "-n", "30", "-o", "frame", "--record", str(path), "-v"
+            "tail", "--url", server.url, *CREDS, "-c", "default", "-n", "30", "-o", "frame", "--record", str(path)
         )
         logs = "\n".join(server.logs)
     everything = result.stdout + result.stderr + path.read_text()
