@@ -128,6 +128,7 @@ _CALL_ERRORS = (
     ("408", "Request timeout"),
 )
 _CODECS = ("PCMU", "PCMA", "OPUS")
+_ENDED_KEPT = 1024
 # seconds between one outbound message state and the next
 _MESSAGE_GAPS: dict[str, tuple[float, float]] = {
     "initiated": (0.02, 0.3),
@@ -192,6 +193,9 @@ class DemoTraffic:
     Flows run concurrently in simulated time: each knows when its next event is due and the stream always
     emits the earliest, so events of concurrent flows interleave while timestamps stay non-decreasing and
     every gap inside one call stays realistic (sub-second ringing to answered, seconds of playback, ...).
+
+    :attr:`inbound_calls` and :attr:`ended_inbound_calls` say which inbound calls the stream has under way and
+    which it ended lately, at no cost per event, so a server can route them (``calling.pass``).
     """
 
     def __init__(
@@ -244,6 +248,10 @@ class DemoTraffic:
             "conference": self._conference,
             "error": self._error,
         }
+        self.inbound_calls: dict[str, dict[str, Any]] = {}
+        """Inbound calls under way (their ``calling.call.receive`` may still be due): call id → its params."""
+        self.ended_inbound_calls: dict[str, None] = {}
+        """The ids of the last ``_ENDED_KEPT`` inbound calls that ended, oldest first."""
         self._stream_iter = self._run()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -349,16 +357,25 @@ class DemoTraffic:
         receive = c.state("created")
         receive["context"] = context
         receive["segment_id"] = c.call_id
-        yield 0, "calling.call.receive", receive, context
-        yield self._us(0.005, 0.08), _STATE, c.state("ringing"), None
-        if r() < 0.12:
-            reason = "noAnswer" if r() < 0.5 else self._pick(("cancel", "cancel", "busy"))
-            ring = self._us(15, 30) if reason == "noAnswer" else self._us(1, 12)
-            yield ring, _STATE, c.state("ending", reason), None
-            yield self._us(0.02, 0.3), _STATE, c.state("ended", reason), None
-            return
-        yield self._us(0.1, 0.9), _STATE, c.state("answered"), None
-        yield from self._talk(c)
+        self.inbound_calls[c.call_id] = receive
+        try:
+            yield 0, "calling.call.receive", receive, context
+            yield self._us(0.005, 0.08), _STATE, c.state("ringing"), None
+            if r() < 0.12:
+                reason = "noAnswer" if r() < 0.5 else self._pick(("cancel", "cancel", "busy"))
+                ring = self._us(15, 30) if reason == "noAnswer" else self._us(1, 12)
+                yield ring, _STATE, c.state("ending", reason), None
+                yield self._us(0.02, 0.3), _STATE, c.state("ended", reason), None
+                return
+            yield self._us(0.1, 0.9), _STATE, c.state("answered"), None
+            yield from self._talk(c)
+        finally:
+            # Runs as the stream takes the call's last event, before that event is yielded.
+            del self.inbound_calls[c.call_id]
+            ended = self.ended_inbound_calls
+            ended[c.call_id] = None
+            if len(ended) > _ENDED_KEPT:
+                del ended[next(iter(ended))]
 
     def _outbound_call(self) -> _Flow:
         r = self._rng.random

@@ -1,10 +1,12 @@
 """A local RELAY server: the far end of the protocol, for demos, benchmarks and tests of the client.
 
 It speaks the server side of PROTOCOL.md over real WebSockets: authentication, sessions that survive a dropped
-socket and are resumed with ``protocol`` + ``authorization_state``, ACK tracking with redelivery on resume,
-server pings, seeded demo traffic or a recording, and faults a test can inject at will (an abrupt drop, a
-``signalwire.disconnect``, raw frames, a half-open socket). Frames are built and classified by
-:mod:`relay_cli.protocol` only, so client and emulator cannot drift apart on the wire format.
+socket and are resumed with the credentials that opened them plus ``protocol`` (and ``authorization_state``), ACK
+tracking with redelivery on resume, server pings, seeded demo traffic or a recording, SignalWire's routing of
+inbound calls (each offered to one session on its context; ``calling.pass`` offers it to the next), and faults a
+test can inject at will (an abrupt drop, a ``signalwire.disconnect``, raw frames, a half-open socket). Frames
+are built and classified by :mod:`relay_cli.protocol` only, so client and emulator cannot drift apart on the wire
+format.
 
 Nothing here prints: status lines go to the ``log`` callback, never with a secret in them.
 """
@@ -30,12 +32,18 @@ from typing import Any
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+from websockets.protocol import State
 
 from relay_cli.demo import DemoTraffic
 from relay_cli.protocol import (
     AUTH_FAILED,
     BAD_AUTH_STATE,
+    CALL_GONE,
+    CALL_NOT_FOUND,
+    CALL_PASS,
     INVALID_PARAMS,
+    INVALID_REQUEST,
+    MAX_FRAME,
     METHOD_NOT_FOUND,
     FrameError,
     Kind,
@@ -44,26 +52,49 @@ from relay_cli.protocol import (
     event_frame,
     make_protocol,
     new_id,
-    redact,
     request,
     result,
 )
 
-__all__ = ["MAX_FRAME", "MAX_UNACKED", "SESSION_TTL", "Emulator", "EmulatorStats"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "MAX_CONTEXTS",
+    "MAX_CONTEXT_LENGTH",
+    "MAX_FRAME",
+    "MAX_UNACKED",
+    "MAX_UNACKED_BYTES",
+    "RING_TIMEOUT",
+    "SESSION_TTL",
+    "Emulator",
+    "EmulatorStats",
+]
 
-MAX_FRAME = 10 * 2**20
-"""Largest frame accepted, as the official SDK does."""
 MAX_UNACKED = 10_000
 """Un-ACKed events kept per session for redelivery; beyond it the oldest are forgotten."""
+MAX_UNACKED_BYTES = 64 * 2**20
+"""The same bound in bytes: a few large events must not hold as much memory as ten thousand small ones."""
+MAX_CONTEXTS = 100
+"""Contexts one session may receive on."""
+MAX_CONTEXT_LENGTH = 256
+"""Characters in one context name."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds a new socket has to send ``signalwire.connect`` before it is closed."""
+RING_TIMEOUT = 30.0
+"""Seconds an inbound call rings before it ends unanswered (``noAnswer``)."""
+MAX_CALLS = 1024
+"""Inbound calls remembered per session for ``calling.pass``; beyond it the oldest are forgotten."""
 SESSION_TTL = 300.0
 """Seconds a session stays resumable after its socket went away."""
 DISCONNECT_GRACE = 2.0
 """Seconds ``send_disconnect`` waits for the client's reply before closing anyway."""
 
-INVALID_REQUEST = -32600
 AUTH_MESSAGE = "Authentication service failed with status ProtocolError, 401 Unauthorized: {}"
 RECEIVE_MESSAGE = "Receiving all inbound related to the requested relay contexts and available scopes"
 UNRECEIVE_MESSAGE = "No longer receiving inbound related to the requested relay contexts"
+PASSING_MESSAGE = "Passing call"
+INTERNAL_ERROR = -32603
+_RECEIVE = "calling.call.receive"
+_STATE = "calling.call.state"
 SCOPES = ("calling", "messaging", "tasking")
 # Events sent back to back before the pump lets the reader handle ACKs, when rate is 0.
 _BURST = 64
@@ -75,6 +106,8 @@ class EmulatorStats:
 
     ``events_sent`` counts demo, replayed and pushed events once each (not the ``authorization.state`` events,
     not redeliveries, which ``events_redelivered`` counts); ``events_acked`` counts ACKs of those.
+    ``calls_offered`` counts offers of an inbound call made after a pass or by :meth:`Emulator.offer_call`
+    (a demo stream's own ``calling.call.receive`` is not counted); ``calls_passed`` the passes accepted.
     """
 
     connections: int = 0
@@ -86,6 +119,8 @@ class EmulatorStats:
     events_redelivered: int = 0
     pings_sent: int = 0
     pings_answered: int = 0
+    calls_offered: int = 0
+    calls_passed: int = 0
 
 
 class _Gone(Exception):
@@ -119,14 +154,47 @@ class _Connection(ServerConnection):
             else:
                 self.transport.close()
 
+    def write_texts(self, messages: Sequence[bytes]) -> None:
+        """Write text frames at once, without waiting for the socket to drain; nothing on a closing connection.
+
+        For frames another connection's task produces (a rerouted call's events, an offer after a pass): written
+        synchronously they keep their place among this connection's own writes. Callers wait for
+        :meth:`drain` afterwards where a slow reader must hold them back.
+        """
+        if self.protocol.state is State.OPEN:
+            for message in messages:
+                self.protocol.send_text(message)
+            self.send_data()
+
+
+class _InboundCall:
+    """An inbound call as routing sees it: whom it is offered to now, who had it before, whether it still rings."""
+
+    __slots__ = ("call_id", "context", "created", "ended", "holder", "offered", "receive", "source", "timer")
+
+    def __init__(self, call_id: str, context: str, receive: dict[str, Any], source: _Session | None) -> None:
+        self.call_id = call_id
+        self.context = context
+        self.receive = receive
+        """The ``calling.call.receive`` payload, sent again as the offer to each next session."""
+        self.source = source
+        """The session whose demo stream plays the call; None for :meth:`Emulator.offer_call`'s calls."""
+        self.created = time.monotonic()
+        self.holder: _Session | None = None
+        self.offered: set[int] = set()
+        self.ended = False
+        self.timer: asyncio.TimerHandle | None = None
+
 
 class _Session:
     """What outlives a socket: the protocol string, contexts, event stream and the events not yet ACKed."""
 
-    def __init__(self, protocol: str, project: str, index: int) -> None:
+    def __init__(self, protocol: str, project: str, index: int, credential: bytes = b"") -> None:
         self.protocol = protocol
         self.project = project
         self.index = index
+        self.credential = credential
+        """A keyed hash of the credentials that opened the session (never the secret itself): resumes must match."""
         self.sessionid = str(uuid.uuid4())
         self.contexts: list[str] = []
         self.source: Iterator[dict[str, Any]] | None = None
@@ -134,7 +202,18 @@ class _Session:
         self.authorization_state = ""
         self.sent = 0
         self.unacked: OrderedDict[str, bytes] = OrderedDict()
+        self.unacked_bytes = 0
         self.forgotten = 0
+        self.calls: dict[str, _InboundCall] = {}
+        """Inbound calls offered to this session, by call id, whether it still has them or passed them on."""
+        self.live_calls: dict[str, dict[str, Any]] = {}
+        """Inbound calls the session's stream has under way (call id → receive params), kept by the stream."""
+        self.ended_calls: dict[str, None] = {}
+        """Ids of inbound calls the stream ended lately."""
+        self.rerouted: dict[str, _InboundCall] = {}
+        """Calls of this session's stream that it passed: their events go to the holder, or nowhere."""
+        self.drains: set[_Conn] = set()
+        """Other connections the stream wrote rerouted events to since the pump last waited for them."""
         self.conn: _Conn | None = None
         self.detached_at: float | None = None
 
@@ -150,6 +229,8 @@ class _Conn:
         self.disconnect_id: str | None = None
         self.disconnect_replied = asyncio.Event()
         self.done = asyncio.Event()
+        self.held: list[bytes] = []
+        """Frames written synchronously while frozen, sent on thaw()."""
         address = ws.remote_address
         self.peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "client"
 
@@ -164,6 +245,13 @@ class Emulator:
     A ``replay`` that is a sequence is replayed from its start to every new session; any other iterable is
     consumed once, shared by all sessions. Replayed payloads without an ``event_channel`` get the session's.
     Redelivered events keep their original frame id, so a client can recognise duplicates.
+
+    Inbound calls are routed as SignalWire routes them: each is offered to one session on its context. A demo
+    stream's call is first offered to the session the stream belongs to; :meth:`offer_call` picks the sessions
+    on a context in turn. ``calling.pass`` from the session holding a call offers it to the next session on that
+    context that has not had it (the rest of the call's events go there), or, with none left, leaves it ringing
+    unheld until ``ring_timeout`` seconds after it started, when it ends. A socket that has not sent
+    ``signalwire.connect`` after ``connect_timeout`` seconds is closed.
     """
 
     def __init__(
@@ -180,6 +268,8 @@ class Emulator:
         ping_interval: float = 20.0,
         seed: int | None = None,
         replay: Iterable[dict[str, Any]] | None = None,
+        ring_timeout: float = RING_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
         log: Callable[[str], None] = lambda _: None,
     ) -> None:
         if rate < 0:
@@ -188,6 +278,8 @@ class Emulator:
             raise ValueError("events must not be negative")
         if ping_interval < 0:
             raise ValueError("ping_interval must not be negative")
+        if ring_timeout < 0 or connect_timeout <= 0:
+            raise ValueError("ring_timeout must not be negative and connect_timeout must be positive")
         self.host = host
         self.port = port
         self.ssl = ssl
@@ -198,6 +290,8 @@ class Emulator:
         self.demo = demo
         self.ping_interval = ping_interval
         self.seed = seed
+        self.ring_timeout = ring_timeout
+        self.connect_timeout = connect_timeout
         self.log = log
         self.stats = EmulatorStats()
         self.url = ""
@@ -221,6 +315,8 @@ class Emulator:
         # Frame ids are UUID-shaped as in the SDKs; a counter under a random prefix is cheaper than uuid4().
         self._id_prefix = str(uuid.uuid4())[:24]
         self._id_counter = 0
+        self._credential_key = os.urandom(32)
+        self._last_offered: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -309,8 +405,52 @@ class Emulator:
         self.log("frozen")
 
     def thaw(self) -> None:
+        for conn in self._conns:
+            if conn.held:
+                conn.ws.write_texts(conn.held)
+                conn.held = []
         self._live.set()
         self.log("thawed")
+
+    async def offer_call(
+        self,
+        context: str = "default",
+        *,
+        call_id: str | None = None,
+        from_number: str = "+15550100001",
+        to_number: str = "+15550100002",
+    ) -> str:
+        """Start an inbound call on ``context`` and offer it to one session receiving on it; return its call id.
+
+        Sessions on the context take turns (round robin). Nobody answers the call: it ends (``noAnswer``) after
+        ``ring_timeout``, and the session holding it then is sent ``ending`` and ``ended``. A call nobody receives
+        on its context rings out the same way, unseen.
+        """
+        if not self._live.is_set():
+            await self._live.wait()
+        call_id = call_id or str(uuid.uuid4())
+        params: dict[str, Any] = {
+            "call_state": "created",
+            "direction": "inbound",
+            "device": {"type": "phone", "params": {"from_number": from_number, "to_number": to_number}},
+            "call_id": call_id,
+            "node_id": self._node_id,
+            "tag": "",
+            "context": context,
+            "segment_id": call_id,
+        }
+        receive = {"event_type": _RECEIVE, "space_id": self._space_id, "context": context, "params": params}
+        call = _InboundCall(call_id, context, receive, None)
+        self._schedule_ring_out(call)
+        candidates = self._receivers(context, call)
+        if candidates:
+            last = self._last_offered.get(context, -1)
+            target = next((s for s in candidates if s.index > last), candidates[0])
+            self._last_offered[context] = target.index
+            self._offer(call, target)
+        else:
+            self.log(f"offered call {call_id}: no session receives on {_clip(context)}")
+        return call_id
 
     # -- connection handling -------------------------------------------------------------------------------
 
@@ -341,12 +481,18 @@ class Emulator:
 
     async def _serve(self, conn: _Conn) -> None:
         ws = conn.ws
-        first = await ws.recv()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                first = await ws.recv()
+        except TimeoutError:
+            self.log(f"{conn.peer}: no signalwire.connect within {self.connect_timeout:g} s, closing")
+            await ws.close(1008, "signalwire.connect not sent in time")
+            return
         await self._unfrozen(conn)
         frame, kind = self._decode(conn, first)
         if frame is None or kind is not Kind.CONNECT:
             self.log(f"{conn.peer}: first request was not signalwire.connect, closing")
-            rid = frame.get("id") if frame is not None else None
+            rid = _reply_id(frame.get("id")) if frame is not None else None
             await self._reply(conn, error(rid, INVALID_REQUEST, "signalwire.connect must be the first request"))
             await ws.close(1008, "expected signalwire.connect")
             return
@@ -360,7 +506,11 @@ class Emulator:
                 return
             if not self._live.is_set():
                 await self._unfrozen(conn)
-            reply = self._on_message(conn, message)
+            try:
+                reply = self._on_message(conn, message)
+            except Exception as exc:  # a bug must cost the client one request, not its connection
+                self.log(f"{conn.peer}: internal error handling a frame: {exc!r}")
+                reply = error(None, INTERNAL_ERROR, "Internal error")
             if reply is not None:
                 await ws.send(orjson.dumps(reply), text=True)
 
@@ -380,27 +530,35 @@ class Emulator:
 
     async def _connect(self, conn: _Conn, frame: dict[str, Any]) -> bool:
         """Authenticate, create or resume the session, start its traffic; False after replying an error."""
-        rid = frame.get("id")
+        rid = _reply_id(frame.get("id"))
         params = frame.get("params")
         if not isinstance(params, dict):
             params = {}
-        self.log(f"{conn.peer}: signalwire.connect {orjson.dumps(redact(params)).decode()}")
-        project = self._authenticate(params.get("authentication"))
-        if project is None:
+        protocol = params.get("protocol")
+        agent = params.get("agent")
+        self.log(
+            f"{conn.peer}: signalwire.connect{' (resume)' if protocol else ''}"
+            f" from agent {_clip(agent) if isinstance(agent, str) else 'unnamed'}"
+        )
+        identity = self._authenticate(params.get("authentication"))
+        if identity is None:
             self.stats.auth_failures += 1
             self.log(f"{conn.peer}: authentication failed")
             await self._reply(conn, error(rid, AUTH_FAILED, AUTH_MESSAGE))
             return False
-        contexts = _contexts(params.get("contexts", []))
-        if contexts is None:
-            await self._reply(conn, error(rid, INVALID_PARAMS, "contexts must be a list of non-empty strings"))
+        project, credential = identity
+        try:
+            contexts = _contexts(params.get("contexts", []))
+        except ValueError as exc:
+            await self._reply(conn, error(rid, INVALID_PARAMS, str(exc)))
             return False
         self._expire_sessions()
-        protocol = params.get("protocol")
         if protocol:
             session = self._sessions.get(protocol) if isinstance(protocol, str) else None
-            if session is None or session.project != project:
-                self.log(f"{conn.peer}: resume refused: session not found")
+            if session is None or not hmac.compare_digest(session.credential, credential):
+                # One answer for both, so a protocol string alone says nothing about whether its session exists.
+                why = "session not found" if session is None else "credentials differ from the session's"
+                self.log(f"{conn.peer}: resume refused: {why}")
                 await self._reply(conn, error(rid, AUTH_FAILED, "session not found"))
                 return False
             state = params.get("authorization_state")
@@ -411,11 +569,15 @@ class Emulator:
             if session.conn is not None and session.conn is not conn:
                 await self._evict(session.conn)
             if any(c not in session.contexts for c in contexts):
-                self._set_contexts(session, session.contexts + [c for c in contexts if c not in session.contexts])
+                merged = session.contexts + [c for c in contexts if c not in session.contexts]
+                if len(merged) > MAX_CONTEXTS:
+                    await self._reply(conn, error(rid, INVALID_PARAMS, _TOO_MANY_CONTEXTS))
+                    return False
+                self._set_contexts(session, merged)
             restored = True
             self.stats.sessions_resumed += 1
         else:
-            session = _Session(make_protocol(project), project, self.stats.sessions_created)
+            session = _Session(make_protocol(project), project, self.stats.sessions_created, credential)
             self._sessions[session.protocol] = session
             self._set_contexts(session, contexts)
             restored = False
@@ -435,7 +597,7 @@ class Emulator:
         }
         await self._reply(conn, event_frame(auth_event, self._next_id()))
         what = "resumed" if restored else "created"
-        self.log(f"{conn.peer}: session {what}, contexts {session.contexts or 'none'}")
+        self.log(f"{conn.peer}: session {what}, {_summary(session.contexts)}")
         conn.tasks.append(asyncio.create_task(self._guard(conn, self._pump(conn, session))))
         if self.ping_interval > 0:
             conn.tasks.append(asyncio.create_task(self._guard(conn, self._pinger(conn))))
@@ -444,8 +606,8 @@ class Emulator:
             self._connected_changed.notify_all()
         return True
 
-    def _authenticate(self, auth: Any) -> str | None:
-        """The project the credentials belong to, or None when they are refused."""
+    def _authenticate(self, auth: Any) -> tuple[str, bytes] | None:
+        """The project the credentials belong to and their keyed hash, or None when they are refused."""
         if not isinstance(auth, dict):
             return None
         project, token, jwt = auth.get("project"), auth.get("token"), auth.get("jwt_token")
@@ -454,10 +616,14 @@ class Emulator:
                 return None
             if self.token is not None and not _same(token, self.token):
                 return None
-            return project
+            return project, self._credential(["token", project, token])
         if isinstance(jwt, str) and jwt and self.project is None and self.token is None:
-            return self._jwt_project
+            return self._jwt_project, self._credential(["jwt", jwt])
         return None
+
+    def _credential(self, parts: list[str]) -> bytes:
+        """A keyed hash of credentials: enough to recognise them again, useless to anyone who reads it."""
+        return hmac.new(self._credential_key, orjson.dumps(parts), hashlib.sha256).digest()
 
     def _connect_result(self, session: _Session, restored: bool) -> dict[str, Any]:
         return {
@@ -502,7 +668,9 @@ class Emulator:
         fid = frame.get("id")
         if kind is Kind.RESULT:
             if isinstance(fid, str):
-                if session.unacked.pop(fid, None) is not None:
+                data = session.unacked.pop(fid, None)
+                if data is not None:
+                    session.unacked_bytes -= len(data)
                     self.stats.events_acked += 1
                 elif conn.pings.pop(fid, None) is not None:
                     self.stats.pings_answered += 1
@@ -510,35 +678,180 @@ class Emulator:
                     conn.disconnect_replied.set()
             return None
         if kind is Kind.ERROR:
-            self.log(f"{conn.peer}: client replied with an error to {fid!r}")
+            self.log(f"{conn.peer}: client replied with an error to {_clip(fid)}")
             if isinstance(fid, str) and fid == conn.disconnect_id:
                 conn.disconnect_replied.set()
             return None
         method = frame["method"]
         if "id" not in frame:
-            self.log(f"{conn.peer}: ignored {method!r} without an id")
+            self.log(f"{conn.peer}: ignored {_clip(method)} without an id")
             return None
+        if _reply_id(fid) is not fid:
+            self.log(f"{conn.peer}: refused {_clip(method)} with an id that is no string, number or null")
+            return error(None, INVALID_REQUEST, "id must be a string, a number or null")
         params = frame.get("params")
+        if params is None:
+            params = {}
+        elif not isinstance(params, dict):
+            return error(fid, INVALID_PARAMS, "params must be an object")
+        if method == CALL_PASS:
+            return self._pass(session, fid, params)
         if method in ("signalwire.receive", "signalwire.unreceive"):
-            contexts = _contexts(params.get("contexts") if isinstance(params, dict) else None)
-            if contexts is None:
-                return error(fid, INVALID_PARAMS, "contexts must be a list of non-empty strings")
+            try:
+                contexts = _contexts(params.get("contexts"))
+            except ValueError as exc:
+                return error(fid, INVALID_PARAMS, str(exc))
             if method == "signalwire.receive":
                 new = session.contexts + [c for c in contexts if c not in session.contexts]
+                if len(new) > MAX_CONTEXTS:
+                    return error(fid, INVALID_PARAMS, _TOO_MANY_CONTEXTS)
                 message_text = RECEIVE_MESSAGE
             else:
                 new = [c for c in session.contexts if c not in contexts]
                 message_text = UNRECEIVE_MESSAGE
             if new != session.contexts:
                 self._set_contexts(session, new)
-            self.log(f"{conn.peer}: {method} {contexts}: now {session.contexts or 'none'}")
+            self.log(f"{conn.peer}: {method} {len(contexts)} context(s): now {_summary(session.contexts)}")
             return result(fid, {"code": "200", "message": message_text})
         if kind is Kind.PING:
-            stamp = params.get("timestamp") if isinstance(params, dict) else None
-            return result(fid, {"timestamp": time.time() if stamp is None else stamp})
+            stamp = params.get("timestamp")
+            if not isinstance(stamp, (int, float)) or isinstance(stamp, bool):
+                stamp = time.time()
+            return result(fid, {"timestamp": stamp})
         if kind is Kind.CONNECT:
             return error(fid, INVALID_REQUEST, "already connected")
-        return error(fid, METHOD_NOT_FOUND, f"Method not found: {method}")
+        return error(fid, METHOD_NOT_FOUND, f"Method not found: {_clip(method)}")
+
+    # -- routing of inbound calls --------------------------------------------------------------------------
+
+    def _pass(self, session: _Session, fid: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """``calling.pass``: the holder gives the call back to routing, which offers it to the next session."""
+        for name in ("call_id", "node_id"):
+            value = params.get(name)
+            if not isinstance(value, str) or not value:
+                return error(fid, INVALID_PARAMS, f"Invalid params: {name} must be a non-empty string")
+        call_id: str = params["call_id"]
+        call = session.calls.get(call_id)
+        if call is None:
+            receive = session.live_calls.get(call_id)
+            if receive is not None:
+                call = self._stream_call(session, call_id, receive)
+            elif call_id in session.ended_calls:
+                return result(fid, {"code": CALL_GONE, "message": "Call has ended", "call_id": call_id})
+        if call is not None and call.ended:
+            return result(fid, {"code": CALL_GONE, "message": "Call has ended", "call_id": call_id})
+        if call is None or call.holder is not session:
+            return result(fid, {"code": CALL_NOT_FOUND, "message": "Call not found", "call_id": call_id})
+        self.stats.calls_passed += 1
+        call.holder = None
+        if call.source is not None:
+            _remember(call.source.rerouted, call)
+        target = self._next_receiver(call, session)
+        if target is not None:
+            self._offer(call, target)
+        elif call.source is not None:
+            self._schedule_ring_out(call)  # offer_call's calls ring out on their own schedule already
+        self.log(f"session {session.index} passed call {_clip(call_id)}: offered to {_offered_to(target)}")
+        return result(fid, {"code": "200", "message": PASSING_MESSAGE, "call_id": call_id})
+
+    def _receivers(self, context: str, call: _InboundCall) -> list[_Session]:
+        """The connected sessions on ``context`` that have not been offered ``call``, oldest first."""
+        found = [
+            s
+            for s in self._sessions.values()
+            if s.conn is not None and s.index not in call.offered and context in s.contexts
+        ]
+        found.sort(key=lambda s: s.index)
+        return found
+
+    def _next_receiver(self, call: _InboundCall, after: _Session) -> _Session | None:
+        """Who is offered ``call`` after ``after`` passed it: the next session in turn, wrapping around."""
+        candidates = self._receivers(call.context, call)
+        if not candidates:
+            return None
+        return next((s for s in candidates if s.index > after.index), candidates[0])
+
+    def _offer(self, call: _InboundCall, target: _Session) -> None:
+        """Make ``target`` the call's holder and send it the call's ``calling.call.receive``."""
+        call.holder = target
+        call.offered.add(target.index)
+        _remember(target.calls, call)
+        self.stats.calls_offered += 1
+        self._deliver(target, {**call.receive, "timestamp": time.time()})
+
+    def _deliver(self, session: _Session, payload: dict[str, Any]) -> _Conn | None:
+        """Send one event to ``session`` now, tracked for ACK: the connection written to, if any."""
+        payload = {**payload, "event_channel": session.protocol, "project_id": session.project}
+        frame_id = self._next_id()
+        data = orjson.dumps(event_frame(payload, frame_id))
+        self._track(session, frame_id, data)
+        self.stats.events_sent += 1
+        conn = session.conn
+        if conn is None:
+            return None  # delivered when the session resumes, with what else it did not ACK
+        if self._live.is_set():
+            conn.ws.write_texts((data,))
+        else:
+            conn.held.append(data)
+        return conn
+
+    def _stream_call(self, session: _Session, call_id: str, receive: dict[str, Any]) -> _InboundCall:
+        """A call of the session's own stream, first looked at when the session passes it: until then the
+        stream's bookkeeping (``live_calls``) is all there is of it, so routing costs nothing per event."""
+        context = receive.get("context")
+        envelope = {"event_type": _RECEIVE, "space_id": self._space_id, "context": context, "params": receive}
+        call = _InboundCall(call_id, context if isinstance(context, str) else "", envelope, session)
+        call.holder = session
+        call.offered.add(session.index)
+        _remember(session.calls, call)
+        return call
+
+    def _reroute(self, session: _Session, payload: dict[str, Any]) -> bool:
+        """Send an event of a call the stream's session passed to its holder, or drop it; False: not such a call."""
+        params = payload.get("params")
+        if not isinstance(params, dict):
+            return False
+        call_id = params.get("call_id")
+        call = session.rerouted.get(call_id) if isinstance(call_id, str) else None
+        if call is None:
+            peer = params.get("peer")
+            peer_id = peer.get("call_id") if isinstance(peer, dict) else None
+            call = session.rerouted.get(peer_id) if isinstance(peer_id, str) else None
+            if call is None:
+                return False
+        elif payload["event_type"] == _STATE and params.get("call_state") == "ended":
+            del session.rerouted[call.call_id]
+            call.ended = True
+            if call.timer is not None:
+                call.timer.cancel()
+        if call.holder is not None:
+            conn = self._deliver(call.holder, payload)
+            if conn is not None:
+                session.drains.add(conn)
+        return True
+
+    def _schedule_ring_out(self, call: _InboundCall) -> None:
+        if call.timer is None and not call.ended:
+            delay = max(0.0, call.created + self.ring_timeout - time.monotonic())
+            call.timer = asyncio.get_running_loop().call_later(delay, self._ring_out, call)
+
+    def _ring_out(self, call: _InboundCall) -> None:
+        """The ring timeout: a call still ringing ends; the session holding it, if any, is told.
+
+        Only :meth:`offer_call`'s calls can be held then: a demo call is timed only once nobody holds it.
+        """
+        if call.ended:
+            return
+        call.ended = True
+        holder = call.holder
+        if holder is None:
+            self.log(f"call {_clip(call.call_id)} rang out with nobody holding it")
+            return
+        params = {k: v for k, v in call.receive["params"].items() if k not in ("context", "segment_id")}
+        for state in ("ending", "ended"):
+            state_params = {**params, "call_state": state, "end_reason": "noAnswer"}
+            event = {"event_type": _STATE, "timestamp": time.time(), "space_id": self._space_id}
+            self._deliver(holder, {**event, "params": state_params})
 
     def _set_contexts(self, session: _Session, contexts: list[str]) -> None:
         """New contexts act at once: demo traffic restarts on them, as a DemoTraffic's contexts are fixed."""
@@ -552,17 +865,17 @@ class Emulator:
                 digest = hashlib.blake2b(f"{self.seed}:{session.index}:{session.generation}".encode(), digest_size=8)
                 seed = int.from_bytes(digest.digest(), "big")
             session.generation += 1
-            session.source = iter(
-                DemoTraffic(
-                    contexts=tuple(contexts),
-                    seed=seed,
-                    project_id=session.project,
-                    space_id=self._space_id,
-                    event_channel=session.protocol,
-                    start=time.time(),
-                    concurrency=8,
-                )
+            traffic = DemoTraffic(
+                contexts=tuple(contexts),
+                seed=seed,
+                project_id=session.project,
+                space_id=self._space_id,
+                event_channel=session.protocol,
+                start=time.time(),
+                concurrency=8,
             )
+            session.source = iter(traffic)
+            session.live_calls, session.ended_calls = traffic.inbound_calls, traffic.ended_inbound_calls
 
     def _replay_source(self, session: _Session) -> Iterator[dict[str, Any]]:
         payloads = iter(self._replay_list) if self._replay_list is not None else self._replay_iter
@@ -572,6 +885,7 @@ class Emulator:
             if not isinstance(payload, dict):
                 self.log(f"replay: skipped an entry that is not an object ({type(payload).__name__})")
                 continue
+            _follow_calls(session, payload)
             yield payload if payload.get("event_channel") else {**payload, "event_channel": channel}
 
     # -- what the server sends -----------------------------------------------------------------------------
@@ -614,35 +928,51 @@ class Emulator:
                 size = min(size, cap - session.sent)
             if not self._live.is_set():
                 await self._unfrozen(conn)
-            batch = self._draw(session, size)
+            batch, drawn = self._draw(session, size)
+            n += drawn
             if batch:
-                n += len(batch)
                 await ws.send_texts(batch)
-            if len(batch) < size:
+            if session.drains:
+                await self._drain(session)
+            if drawn < size:
                 if session.source is not None and self._replaying:
                     self.log(f"{conn.peer}: replay finished")
                 return
         self.log(f"{conn.peer}: sent the {cap} event(s) allowed per session")
 
-    def _draw(self, session: _Session, size: int) -> list[bytes]:
-        """Take up to ``size`` payloads from the session's stream as encoded, tracked event frames."""
+    def _draw(self, session: _Session, size: int) -> tuple[list[bytes], int]:
+        """Take up to ``size`` payloads from the session's stream: the encoded, tracked event frames for the
+        session itself, and how many were taken (events of calls it passed go elsewhere or nowhere)."""
         source = session.source
         if source is None:
-            return []
+            return [], 0
         batch = []
         # Paced demo traffic is stamped when sent, as a real server stamps it; unpaced traffic and replays
         # keep their own timestamps, whose gaps are what `relay replay --speed` reproduces.
         restamp = self.rate > 0 and not self._replaying
+        rerouted = session.rerouted
+        drawn = 0
         for payload in itertools.islice(source, size):
+            drawn += 1
             if restamp:
                 payload["timestamp"] = time.time()
+            if rerouted and self._reroute(session, payload):
+                continue
             frame_id = self._next_id()
             data = orjson.dumps(event_frame(payload, frame_id))
             self._track(session, frame_id, data)
             batch.append(data)
-        session.sent += len(batch)
+        session.sent += len(batch)  # the cap counts what the session got, not events of calls it passed
         self.stats.events_sent += len(batch)
-        return batch
+        return batch, drawn
+
+    async def _drain(self, session: _Session) -> None:
+        """Wait until the other connections the stream wrote to have drained: a slow reader holds it back."""
+        conns, session.drains = session.drains, set()
+        for conn in conns:
+            if conn.ws.protocol.state is State.OPEN:
+                with contextlib.suppress(ConnectionClosed):
+                    await conn.ws.send_texts(())
 
     async def _pinger(self, conn: _Conn) -> None:
         while True:
@@ -682,13 +1012,23 @@ class Emulator:
     def _track(self, session: _Session, frame_id: str, data: bytes) -> None:
         unacked = session.unacked
         unacked[frame_id] = data
-        if len(unacked) > MAX_UNACKED:
-            unacked.popitem(last=False)
+        session.unacked_bytes += len(data)
+        if len(unacked) > MAX_UNACKED or session.unacked_bytes > MAX_UNACKED_BYTES:
+            self._forget(session)
+
+    def _forget(self, session: _Session) -> None:
+        """Forget the oldest un-ACKed events until the store is within both bounds (the newest is always kept)."""
+        unacked = session.unacked
+        before = session.forgotten
+        while len(unacked) > 1 and (len(unacked) > MAX_UNACKED or session.unacked_bytes > MAX_UNACKED_BYTES):
+            _, data = unacked.popitem(last=False)
+            session.unacked_bytes -= len(data)
             session.forgotten += 1
-            if session.forgotten == 1 or session.forgotten % (10 * MAX_UNACKED) == 0:
-                self.log(
-                    f"session has over {MAX_UNACKED} un-ACKed events: forgot the oldest ({session.forgotten} so far)"
-                )
+        if before == 0 or session.forgotten // (10 * MAX_UNACKED) > before // (10 * MAX_UNACKED):
+            self.log(
+                f"session has over {MAX_UNACKED} un-ACKed events or {MAX_UNACKED_BYTES // 2**20} MiB of them: "
+                f"forgot the oldest ({session.forgotten} so far)"
+            )
 
     async def _reply(self, conn: _Conn, frame: dict[str, Any]) -> None:
         if not self._live.is_set():
@@ -740,11 +1080,78 @@ class Emulator:
         return f"{self._id_prefix}{self._id_counter:012x}"
 
 
-def _contexts(value: Any) -> list[str] | None:
-    """The contexts as a list without duplicates, or None when they are not a list of non-empty strings."""
+_TOO_MANY_CONTEXTS = f"at most {MAX_CONTEXTS} contexts per session"
+
+
+def _contexts(value: Any) -> list[str]:
+    """The contexts as a list without duplicates; ValueError saying what is wrong with them otherwise."""
     if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
-        return None
+        raise ValueError("contexts must be a list of non-empty strings")
+    if len(value) > MAX_CONTEXTS:
+        raise ValueError(_TOO_MANY_CONTEXTS)
+    if any(len(c) > MAX_CONTEXT_LENGTH for c in value):
+        raise ValueError(f"a context is at most {MAX_CONTEXT_LENGTH} characters")
     return list(dict.fromkeys(value))
+
+
+def _summary(contexts: Sequence[str]) -> str:
+    """Contexts for a log line: a count and the first few, shortened, never the whole list."""
+    if not contexts:
+        return "no contexts"
+    shown = ", ".join(_clip(c, 32) for c in contexts[:3])
+    more = f", +{len(contexts) - 3} more" if len(contexts) > 3 else ""
+    return f"{len(contexts)} context(s): {shown}{more}"
+
+
+def _clip(value: Any, limit: int = 64) -> str:
+    """A client-supplied value for a log line: strings quoted (escaped) and shortened, other values by type."""
+    if isinstance(value, str):
+        return repr(value[:limit] + "…" if len(value) > limit else value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _reply_id(value: Any) -> Any:
+    """The id to answer a request with: its own when JSON-RPC allows it (a string, a number, null), else null."""
+    if value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool)):
+        return value
+    return None
+
+
+def _follow_calls(session: _Session, payload: dict[str, Any]) -> None:
+    """Keep ``live_calls`` and ``ended_calls`` for a replayed stream, as DemoTraffic keeps them for its own."""
+    params = payload.get("params")
+    if not isinstance(params, dict):
+        return
+    event_type = payload.get("event_type")
+    if event_type == _RECEIVE:
+        call_id = params.get("call_id")
+        if isinstance(call_id, str):
+            live = session.live_calls
+            live[call_id] = params
+            if len(live) > MAX_CALLS:
+                del live[next(iter(live))]
+    elif event_type == _STATE and params.get("call_state") == "ended":
+        call_id = params.get("call_id")
+        if isinstance(call_id, str) and session.live_calls.pop(call_id, None) is not None:
+            ended = session.ended_calls
+            ended[call_id] = None
+            if len(ended) > MAX_CALLS:
+                del ended[next(iter(ended))]
+
+
+def _remember(calls: dict[str, _InboundCall], call: _InboundCall) -> None:
+    """Add ``call`` under its id, forgetting the oldest beyond ``MAX_CALLS``."""
+    calls[call.call_id] = call
+    if len(calls) > MAX_CALLS:
+        del calls[next(iter(calls))]
+
+
+def _offered_to(session: _Session | None) -> str:
+    if session is None:
+        return "nobody (it rings unheld until its ring timeout)"
+    return f"session {session.index}"
 
 
 def _same(a: str, b: str) -> bool:

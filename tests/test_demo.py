@@ -326,3 +326,21 @@ def test_bad_arguments_are_rejected() -> None:
         DemoTraffic(contexts="office")
     with pytest.raises(ValueError, match="negative"):
         DemoTraffic().take(-1)
+
+
+def test_inbound_calls_under_way_are_known_until_their_last_event() -> None:
+    traffic = DemoTraffic(seed=6, start=START, contexts=("office",))
+    under_way: dict[str, dict[str, Any]] = {}
+    ended = 0
+    for payload in itertools.islice(traffic, 5000):  # one at a time: the bookkeeping is checked as it goes
+        params = payload["params"]
+        if payload["event_type"] == "calling.call.receive":
+            under_way[params["call_id"]] = params
+        elif params.get("call_state") == "ended" and params.get("call_id") in under_way:
+            del under_way[params["call_id"]]
+            assert params["call_id"] in traffic.ended_inbound_calls
+            ended += 1
+        assert under_way.keys() <= traffic.inbound_calls.keys()
+        assert all(traffic.inbound_calls[call_id] is p for call_id, p in under_way.items())
+    assert ended > 50
+    assert len(traffic.ended_inbound_calls) <= 1024

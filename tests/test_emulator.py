@@ -17,11 +17,16 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from relay_cli.emulator import MAX_UNACKED, Emulator
+import relay_cli.emulator as emulator_module
+from relay_cli.emulator import MAX_CONTEXT_LENGTH, MAX_CONTEXTS, MAX_UNACKED, Emulator
 from relay_cli.protocol import (
     AUTH_FAILED,
     BAD_AUTH_STATE,
+    CALL_GONE,
+    CALL_NOT_FOUND,
+    CALL_PASS,
     INVALID_PARAMS,
+    INVALID_REQUEST,
     METHOD_NOT_FOUND,
     ack,
     connect_params,
@@ -110,11 +115,13 @@ async def session(
     contexts: tuple[str, ...] = (),
     protocol: str | None = None,
     state: str | None = None,
+    token: str = "secret-token",  # noqa: S107 (a test credential)
+    jwt: str | None = None,
 ) -> tuple[ClientConnection, Frame, str]:
     """Connect and authenticate: the socket, the connect result and the authorization_state blob."""
     ws = await open_ws(emu)
     params = connect_params(
-        project="proj", token="secret-token", contexts=contexts, protocol=protocol, authorization_state=state
+        project="proj", token=token, jwt=jwt, contexts=contexts, protocol=protocol, authorization_state=state
     )
     await send(ws, request("signalwire.connect", params, "connect-1"))
     reply = await recv(ws)
@@ -697,3 +704,361 @@ def test_tls_serves_wss(tmp_path: Path) -> None:
             await eventually(lambda: emu.stats.events_acked == 200)
 
     run(main)
+
+
+# -- routing of inbound calls: one session at a time, calling.pass to the next ------------------------------------
+
+
+async def until_pong(ws: ClientConnection) -> list[Frame]:
+    """Every event that arrives before the reply to a ping sent now (ACKed): what the server wrote before it."""
+    ping_id = f"ping-{id(ws)}-{asyncio.get_running_loop().time()}"
+    await send(ws, request("signalwire.ping", {}, ping_id))
+    got: list[Frame] = []
+    while True:
+        frame = await recv(ws)
+        if frame.get("id") == ping_id and "result" in frame:
+            return got
+        if frame.get("method") == "signalwire.event":
+            await send(ws, ack(frame["id"]))
+            got.append(frame)
+
+
+async def pass_call(
+    ws: ClientConnection, call_id: str, node_id: str = "node", seen: list[Frame] | None = None
+) -> Frame:
+    """Send calling.pass and return its reply, ACKing the events that arrive first (added to ``seen``)."""
+    rid = f"pass-{call_id}-{asyncio.get_running_loop().time()}"
+    await send(ws, request(CALL_PASS, {"node_id": node_id, "call_id": call_id}, rid))
+    while True:
+        frame = await recv(ws)
+        if frame.get("id") == rid:
+            return frame
+        if frame.get("method") == "signalwire.event":
+            await send(ws, ack(frame["id"]))
+            if seen is not None:
+                seen.append(frame)
+
+
+def receives(frames: list[Frame]) -> list[str]:
+    return [f["params"]["params"]["call_id"] for f in frames if f["params"]["event_type"] == "calling.call.receive"]
+
+
+def of_call(frames: list[Frame], call_id: str) -> list[Frame]:
+    def belongs(params: Frame) -> bool:
+        peer = params.get("peer")
+        return params.get("call_id") == call_id or (isinstance(peer, dict) and peer.get("call_id") == call_id)
+
+    return [f for f in frames if belongs(f["params"]["params"])]
+
+
+def test_inbound_calls_are_offered_to_one_session_on_their_context_in_turn() -> None:
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0) as emu:
+            a, res_a, _ = await session(emu, contexts=("office",))
+            b, res_b, _ = await session(emu, contexts=("office", "sales"))
+            other, _, _ = await session(emu, contexts=("sales",))
+            calls = [await emu.offer_call("office") for _ in range(4)]
+            got_a, got_b, got_other = await until_pong(a), await until_pong(b), await until_pong(other)
+            assert receives(got_a) == [calls[0], calls[2]]
+            assert receives(got_b) == [calls[1], calls[3]]
+            assert got_other == []
+            offer = got_a[0]["params"]
+            assert offer["event_channel"] == res_a["protocol"]
+            assert offer["params"]["context"] == "office"
+            assert offer["params"]["call_state"] == "created"
+            assert got_b[0]["params"]["event_channel"] == res_b["protocol"]
+            assert emu.stats.calls_offered == 4
+            for ws in (a, b, other):
+                await ws.close()
+
+    run(main)
+
+
+def test_pass_offers_the_call_to_the_next_session_and_the_last_pass_leaves_it_ringing_until_the_ring_timeout() -> None:
+    lines: list[str] = []
+
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0, ring_timeout=1.0, log=lines.append) as emu:
+            a, _, _ = await session(emu, contexts=("office",))
+            b, _, _ = await session(emu, contexts=("office",))
+            call_id = await emu.offer_call("office")
+            offer = (await until_pong(a))[0]["params"]["params"]
+            assert offer["call_id"] == call_id
+
+            reply = await pass_call(a, call_id, offer["node_id"])
+            assert reply["result"] == {"code": "200", "message": "Passing call", "call_id": call_id}
+            assert receives(await until_pong(b)) == [call_id]
+            assert (await pass_call(a, call_id))["result"]["code"] == CALL_NOT_FOUND  # a passed it: not a's now
+
+            assert (await pass_call(b, call_id))["result"]["code"] == "200"
+            assert emu.stats.calls_passed == 2
+            await eventually(lambda: any("rang out with nobody holding it" in line for line in lines), 10)
+            for ws in (a, b):
+                assert await until_pong(ws) == []  # nobody is sent the call's end
+                gone = await pass_call(ws, call_id)
+                assert gone["result"] == {"code": CALL_GONE, "message": "Call has ended", "call_id": call_id}
+                await ws.close()
+
+    run(main, timeout=20)
+
+
+def test_the_session_holding_a_call_at_its_ring_timeout_is_sent_its_end() -> None:
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0, ring_timeout=0.2) as emu:
+            ws, _, _ = await session(emu, contexts=("office",))
+            call_id = await emu.offer_call("office", from_number="+15551230000")
+            ended = await until(ws, lambda f: f.get("params", {}).get("params", {}).get("call_state") == "ended", 10)
+            assert ended["params"]["event_type"] == "calling.call.state"
+            assert ended["params"]["params"]["call_id"] == call_id
+            assert ended["params"]["params"]["end_reason"] == "noAnswer"
+            assert (await pass_call(ws, call_id))["result"]["code"] == CALL_GONE
+            await ws.close()
+
+    run(main, timeout=20)
+
+
+def test_pass_without_call_id_or_node_id_is_32602_naming_the_field_and_an_unknown_call_is_404() -> None:
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0) as emu:
+            ws, _, _ = await session(emu, contexts=("office",))
+            for params, field in (
+                ({"node_id": "n"}, "call_id"),
+                ({"call_id": "c"}, "node_id"),
+                ({"call_id": 1}, "call_id"),
+            ):
+                await send(ws, request(CALL_PASS, params, "p-1"))
+                reply = await recv(ws)
+                assert reply["error"]["code"] == INVALID_PARAMS
+                assert field in reply["error"]["message"]
+            await send(ws, {"jsonrpc": "2.0", "id": "p-2", "method": CALL_PASS, "params": ["c"]})
+            assert (await recv(ws))["error"] == {"code": INVALID_PARAMS, "message": "params must be an object"}
+            reply = await pass_call(ws, "no-such-call")
+            assert reply["result"] == {"code": CALL_NOT_FOUND, "message": "Call not found", "call_id": "no-such-call"}
+            await ws.close()
+
+    run(main)
+
+
+def test_a_passed_demo_call_goes_with_the_rest_of_its_events_to_the_next_session() -> None:
+    async def main() -> None:
+        async with Emulator(rate=400, seed=11, ping_interval=0) as emu:
+            a, _, _ = await session(emu, contexts=("office",))
+            b, res_b, _ = await session(emu, contexts=("office",))
+            b_frames: list[Frame] = []
+            while True:  # the first of a's own calls that is still under way when the pass arrives
+                frame = await until(a, lambda f: f.get("method") == "signalwire.event", 5)
+                await send(a, ack(frame["id"]))
+                if frame["params"]["event_type"] != "calling.call.receive":
+                    continue
+                call_id = frame["params"]["params"]["call_id"]
+                reply = await pass_call(a, call_id, frame["params"]["params"]["node_id"])
+                if reply["result"]["code"] == "200":
+                    break
+            after_pass: list[Frame] = []
+            async with asyncio.timeout(15):
+                while not any(f["params"]["params"].get("call_state") == "ended" for f in of_call(b_frames, call_id)):
+                    b_frames += await until_pong(b)
+                    after_pass += await until_pong(a)
+            mine = of_call(b_frames, call_id)
+            assert mine[0]["params"]["event_type"] == "calling.call.receive"
+            assert {f["params"]["event_channel"] for f in mine} == {res_b["protocol"]}
+            assert mine[-1]["params"]["params"]["call_state"] == "ended"
+            assert of_call(after_pass, call_id) == []
+            await asyncio.sleep(0)
+            assert of_call(await until_pong(b), call_id) == []
+            assert (await pass_call(b, call_id))["result"]["code"] == CALL_GONE
+            for ws in (a, b):
+                await ws.close()
+
+    run(main, timeout=30)
+
+
+def test_a_demo_call_its_only_session_passed_is_sent_to_nobody() -> None:
+    async def main() -> None:
+        async with Emulator(rate=400, seed=11, ping_interval=0, ring_timeout=0.5) as emu:
+            ws, res, _ = await session(emu, contexts=("office",))
+            own = emu._sessions[res["protocol"]]
+            while True:
+                frame = await until(ws, lambda f: f.get("method") == "signalwire.event", 5)
+                await send(ws, ack(frame["id"]))
+                if frame["params"]["event_type"] == "calling.call.receive":
+                    call_id = frame["params"]["params"]["call_id"]
+                    if (await pass_call(ws, call_id))["result"]["code"] == "200":
+                        break
+            after_pass: list[Frame] = []
+            async with asyncio.timeout(15):
+                while call_id not in own.ended_calls:  # until the demo stream has played the whole call
+                    after_pass += await until_pong(ws)
+            assert of_call(after_pass, call_id) == []
+            assert (await pass_call(ws, call_id))["result"]["code"] == CALL_GONE
+            await ws.close()
+
+    run(main, timeout=30)
+
+
+# -- relay serve under hostile clients -----------------------------------------------------------------------------
+
+
+def test_resume_needs_the_credentials_that_opened_the_session() -> None:
+    lines: list[str] = []
+
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+            _, res, blob = await session(emu)
+            await emu.drop()
+            for auth in ({"project": "proj", "token": "another-token"}, {"jwt_token": "a.b.c"}):
+                ws = await open_ws(emu)
+                params = {**connect_params(project="p", token="t", protocol=res["protocol"]), "authentication": auth}
+                reply = await rejected(ws, request("signalwire.connect", params))
+                assert reply["error"] == {"code": AUTH_FAILED, "message": "session not found"}
+            ws, again, _ = await session(emu, protocol=res["protocol"], state=blob)
+            assert again["session_restored"] is True
+            await ws.close()
+
+            _, jwt_res, _ = await session(emu, jwt="header.payload.signature-one")
+            await emu.drop()
+            ws = await open_ws(emu)
+            params = connect_params(jwt="header.payload.signature-two", protocol=jwt_res["protocol"])
+            assert (await rejected(ws, request("signalwire.connect", params)))["error"]["code"] == AUTH_FAILED
+            ws, again, _ = await session(emu, jwt="header.payload.signature-one", protocol=jwt_res["protocol"])
+            assert again["session_restored"] is True
+            await ws.close()
+        text = "\n".join(lines)
+        assert "resume refused: credentials differ from the session's" in text
+        for secret in ("secret-token", "another-token", "signature-one", "signature-two"):
+            assert secret not in text
+
+    run(main)
+
+
+def test_a_socket_that_never_sends_connect_is_closed_after_the_connect_timeout() -> None:
+    lines: list[str] = []
+
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0, connect_timeout=0.3, log=lines.append) as emu:
+            ws = await open_ws(emu)
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ws.close_code == 1008
+            assert ws.close_reason == "signalwire.connect not sent in time"
+            late, _, _ = await session(emu)  # a client that connects in time is not affected
+            await send(late, request("signalwire.ping", {}, "p-1"))
+            assert (await recv(late))["id"] == "p-1"
+            await late.close()
+        assert any("no signalwire.connect within 0.3 s, closing" in line for line in lines)
+
+    run(main)
+
+
+def test_the_unacked_store_is_bounded_in_bytes_keeping_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emulator_module, "MAX_UNACKED_BYTES", 1_000_000)
+    lines: list[str] = []
+
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+            ws, res, blob = await session(emu)
+            ids = [
+                await emu.push({"event_type": "calling.call.state", "params": {"pad": "x" * 100_000}})
+                for _ in range(20)
+            ]
+            await emu.drop()
+            ws, _, _ = await session(emu, protocol=res["protocol"], state=blob)
+            redelivered = [f["id"] for f in await until_pong(ws)]
+            assert 5 <= len(redelivered) < 10  # about 1,000,000 bytes of ~100,100-byte frames
+            assert redelivered == ids[-len(redelivered) :]
+            await ws.close()
+        assert any("MiB of them: forgot the oldest" in line for line in lines)
+
+    run(main)
+
+
+def test_contexts_are_capped_in_number_and_length_and_never_logged_whole() -> None:
+    lines: list[str] = []
+
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+            for contexts, message in (
+                ([f"c{i}" for i in range(MAX_CONTEXTS + 1)], f"at most {MAX_CONTEXTS} contexts per session"),
+                (["x" * (MAX_CONTEXT_LENGTH + 1)], f"a context is at most {MAX_CONTEXT_LENGTH} characters"),
+            ):
+                ws = await open_ws(emu)
+                params = connect_params(project="proj", token="secret-token", contexts=contexts)
+                reply = await rejected(ws, request("signalwire.connect", params))
+                assert reply["error"] == {"code": INVALID_PARAMS, "message": message}
+            many = [f"context-number-{i}" for i in range(MAX_CONTEXTS)]
+            ws, _, _ = await session(emu, contexts=tuple(many))
+            await send(ws, request("signalwire.receive", {"contexts": ["one-too-many"]}, "r-1"))
+            reply = await recv(ws)
+            assert reply["error"] == {"code": INVALID_PARAMS, "message": f"at most {MAX_CONTEXTS} contexts per session"}
+            await ws.close()
+        text = "\n".join(lines)
+        assert (
+            f"{MAX_CONTEXTS} context(s): 'context-number-0', 'context-number-1', 'context-number-2', +97 more" in text
+        )
+        assert "context-number-99" not in text
+        assert "c100" not in text and "x" * 65 not in text
+
+    run(main)
+
+
+def test_odd_frames_from_a_connected_client_get_a_clear_error_and_the_session_goes_on() -> None:
+    lines: list[str] = []
+    deep = "[" * 300 + "]" * 300
+
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+            ws, _, _ = await session(emu)
+            cases: list[tuple[str, Any, int]] = [
+                ('{"jsonrpc":"2.0","id":"p-1","method":"signalwire.ping","params":[1]}', "p-1", INVALID_PARAMS),
+                ('{"jsonrpc":"2.0","id":"p-2","method":"signalwire.receive","params":"office"}', "p-2", INVALID_PARAMS),
+                ('{"jsonrpc":"2.0","id":[1],"method":"signalwire.ping"}', None, INVALID_REQUEST),
+                ('{"jsonrpc":"2.0","id":{"a":1},"method":"calling.pass"}', None, INVALID_REQUEST),
+                ('{"jsonrpc":"2.0","id":true,"method":"signalwire.ping"}', None, INVALID_REQUEST),
+                (f'{{"jsonrpc":"2.0","id":{deep},"method":"signalwire.ping"}}', None, INVALID_REQUEST),
+                ('{"jsonrpc":"2.0","id":7,"method":"' + "m" * 100_000 + '"}', 7, METHOD_NOT_FOUND),
+            ]
+            for raw, rid, code in cases:
+                await ws.send(raw)
+                reply = await recv(ws)
+                assert reply["id"] == rid and reply["error"]["code"] == code, raw[:80]
+                assert len(reply["error"]["message"]) < 200
+            await ws.send(f'{{"jsonrpc":"2.0","id":"p-3","method":"signalwire.ping","params":{{"timestamp":{deep}}}}}')
+            stamp = (await recv(ws))["result"]["timestamp"]
+            assert isinstance(stamp, float)
+            for raw in (f'{{"jsonrpc":"2.0","id":{deep},"result":{{}}}}', '{"jsonrpc":"2.0","id":[1],"error":{}}'):
+                await ws.send(raw)
+            await send(ws, request("signalwire.ping", {"timestamp": 1.5}, "p-4"))
+            assert await recv(ws) == result("p-4", {"timestamp": 1.5})
+            await ws.close()
+
+            first = await open_ws(emu)  # odd params in the connect itself
+            params = {**connect_params(project="proj", token="secret-token"), "agent": "AGENT"}
+            raw_connect = orjson.dumps(request("signalwire.connect", params, "c-1")).decode()
+            await first.send(raw_connect.replace('"AGENT"', deep))
+            assert "result" in await recv(first)
+            await first.close()
+        assert not any("internal error" in line for line in lines)
+        assert all(len(line) < 400 for line in lines)
+
+    run(main)
+
+
+def test_the_events_cap_counts_what_a_session_got_not_the_events_of_calls_it_passed() -> None:
+    async def main() -> None:
+        async with Emulator(rate=400, events=200, seed=11, ping_interval=0) as emu:
+            ws, _, _ = await session(emu, contexts=("office",))
+            got: list[Frame] = []
+            passed = None
+            while len(got) < 200:
+                frame = await until(ws, lambda f: f.get("method") == "signalwire.event", 5)
+                await send(ws, ack(frame["id"]))
+                got.append(frame)
+                if passed is None and frame["params"]["event_type"] == "calling.call.receive":
+                    call_id = frame["params"]["params"]["call_id"]
+                    if (await pass_call(ws, call_id, seen=got))["result"]["code"] == "200":
+                        passed = call_id
+            assert passed is not None
+            assert len(got) == 200
+            assert emu.stats.events_sent == 200
+            await ws.close()
+
+    run(main, timeout=30)

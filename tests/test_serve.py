@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 from harness import CREDS, relay, spawn
+from websockets.asyncio.client import ClientConnection, connect
+
+from relay_cli.protocol import AUTH_FAILED, CALL_PASS, INVALID_PARAMS, INVALID_REQUEST, ack, connect_params, request
 
 
 @contextmanager
@@ -87,3 +92,45 @@ def test_serve_reports_a_port_in_use() -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def _reply(ws: ClientConnection, rid: Any) -> dict[str, Any]:
+    """The reply with id ``rid``, ACKing the demo events that arrive before it."""
+    async with asyncio.timeout(10):
+        while True:
+            frame = orjson.loads(await ws.recv())
+            if frame.get("method") == "signalwire.event":
+                await ws.send(orjson.dumps(ack(frame["id"])).decode())
+            elif frame.get("id") == rid:
+                return dict(frame)
+
+
+async def _hostile_client(url: str) -> None:
+    deep = "[" * 400 + "]" * 400
+    async with connect(url, ping_interval=None) as ws:
+        params = connect_params(project="p-123", token="PT-secret-token-value", contexts=["default"])
+        await ws.send(orjson.dumps(request("signalwire.connect", params, "c-1")).decode())
+        assert "result" in await _reply(ws, "c-1")
+        frames = [
+            ('{"jsonrpc":"2.0","id":"a","method":"signalwire.ping","params":"x"}', "a", INVALID_PARAMS),
+            (f'{{"jsonrpc":"2.0","id":{deep},"method":"signalwire.ping"}}', None, INVALID_REQUEST),
+            ('{"jsonrpc":"2.0","id":false,"method":"calling.pass"}', None, INVALID_REQUEST),
+            (orjson.dumps(request(CALL_PASS, {"call_id": "c"}, "b")).decode(), "b", INVALID_PARAMS),
+        ]
+        for raw, rid, code in frames:
+            await ws.send(raw)
+            assert (await _reply(ws, rid))["error"]["code"] == code, raw[:60]
+        await ws.send(f'{{"jsonrpc":"2.0","id":{deep},"result":{{}}}}')
+        await ws.send(orjson.dumps(request("signalwire.ping", {"timestamp": 2.5}, "d")).decode())
+        assert (await _reply(ws, "d"))["result"] == {"timestamp": 2.5}
+    async with connect(url, ping_interval=None) as ws:  # a deep first frame
+        await ws.send(f'{{"jsonrpc":"2.0","id":{deep},"method":"signalwire.connect"}}')
+        assert (await _reply(ws, None))["error"]["code"] == AUTH_FAILED
+
+
+def test_serve_survives_odd_frames_from_a_client_and_serves_the_next() -> None:
+    with serving("--rate", "500", "--seed", "3") as url:
+        asyncio.run(_hostile_client(url))
+        result = relay("tail", "--url", url, *CREDS, "-c", "default", "-n", "20", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 20
