@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from relay_cli.render import Style, call_sgr, escape
 
-__all__ = ["CallTracker", "event_time"]
+__all__ = ["CallTracker", "bounded_key", "event_time"]
 
 _Describe = Callable[[dict[str, Any]], str]
 
@@ -101,6 +101,10 @@ _DIAL_GRACE_EVENTS: Final = 1_000
 # One block never keeps more event lines than this; the rest are counted, so one endless call stays bounded.
 _MAX_LINES: Final = 5_000
 _MAX_ENTRIES: Final = 3 * _MAX_LINES  # see `_Block.entries`
+# Memory is bounded by counts (calls held, lines per block, ids remembered), so no one item may be large: ids and
+# tags longer than any real one are held as a head and a digest (`bounded_key`), descriptions are cut.
+_MAX_KEY: Final = 256
+_MAX_WHAT: Final = 1_024
 _WARN: Final = "⚠"
 # Blocks are written as UTF-8. Text from the payload is escaped but may hold lone surrogates, which `feed`
 # gives back as they were: "surrogatepass" encodes them rather than failing.
@@ -111,6 +115,20 @@ _SURROGATES: Final = "surrogatepass"
 # again only in the blocks that last longer.
 _CLOCK_WIDTH: Final = 11
 _NO_CLOCK: Final = "\n  ?".ljust(_CLOCK_WIDTH)
+
+
+def bounded_key(ident: str) -> str:
+    """An id as held in memory: itself, or for one longer than any real id, its head and a digest of the whole.
+
+    Caches and maps are bounded by their number of entries, which bounds memory only when each entry is small:
+    a 200 KB call id must not be kept, once per call, in every map that knows the call.
+    """
+    if len(ident) <= _MAX_KEY:
+        return ident
+    import hashlib  # here: only ids no real call has need it, and importing it costs every run 2 ms
+
+    digest = hashlib.blake2b(ident.encode(_UTF8, _SURROGATES), digest_size=12).hexdigest()
+    return f"{ident[:64]}…{digest}"
 
 
 def _finite(value: Any) -> float | None:
@@ -368,6 +386,7 @@ class _Block:
 
     __slots__ = (
         "awaiting_dial",
+        "chosen",
         "context",
         "continued",
         "controls",
@@ -413,6 +432,7 @@ class _Block:
         self.awaiting_dial = False
         self.dial_settled = False
         self.continued = False
+        self.chosen = False
 
 
 class CallTracker:
@@ -430,11 +450,21 @@ class CallTracker:
     (learned from the ``created`` state that carries it). A call that ended waits a little for its dial's
     outcome, which arrives just after the leg ends. Connect peer legs name their parent in ``params.peer``;
     both blocks show the link. With ``call_id``, only calls whose id starts with that prefix, their peer legs,
-    and messages whose id starts with it are kept. Events of neither family are ignored.
+    and messages whose id starts with it are kept. Events of neither family are ignored. With ``accept``, only
+    the calls and messages of which ``accept`` took at least one event are written, but each with all of its
+    events, its lifecycle judged on them all: a filter on event types must not make every call look unended.
     """
 
-    def __init__(self, *, style: Style, call_id: str | None = None, max_open: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        style: Style,
+        call_id: str | None = None,
+        max_open: int = 10_000,
+        accept: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         self._style = style
+        self._accept = accept
         self._prefix = call_id
         self._max_open = max(1, max_open)
         self._bold = style.bold
@@ -479,7 +509,7 @@ class CallTracker:
             kind = _K_RECEIVE if event_type == "messaging.receive" else _K_MESSAGE
         else:
             kind = _K_ACTION
-        action = escape(event_type.rpartition(".")[2])
+        action = escape(event_type.rpartition(".")[2])[:64]
         # Between an event's clock and its description (see `_Block.entries`).
         column = f" {self._dim}{action or '-':<11}{self._reset} "
         return kind, column, describe, action, _ACTION_ORDER.get(event_type)
@@ -504,9 +534,11 @@ class CallTracker:
             return b""
         spec = self._specs.get(event_type)
         if spec is None:
-            if not event_type.startswith("calling.") or len(self._specs) > 512:
+            if not event_type.startswith("calling."):
                 return b""
-            spec = self._specs[event_type] = self._spec(event_type, _CALL, _describe_other)
+            spec = self._spec(event_type, _CALL, _describe_other)
+            if len(self._specs) < 512 and len(event_type) <= _MAX_KEY:
+                self._specs[event_type] = spec
         kind, column, describe, action, lifecycle = spec
         self._seq += 1
         ts = payload.get("timestamp")
@@ -525,9 +557,13 @@ class CallTracker:
                 return b""
             block = self._calls.get(call_id)
             if block is None:
-                block = self._open_call(call_id, params)
+                if len(call_id) > _MAX_KEY:
+                    call_id = bounded_key(call_id)
+                    block = self._calls.get(call_id)
                 if block is None:
-                    return b""
+                    block = self._open_call(call_id, params)
+                    if block is None:
+                        return b""
             if kind == _K_STATE:
                 if block.rank < 0 or block.numbers is None:
                     self._learn_call(block, call_id, params, payload)
@@ -577,12 +613,16 @@ class CallTracker:
             if not block.entries:
                 what = _join(describe(params), _excerpt(params.get("body")))
 
+        if self._accept is not None and not block.chosen:
+            block.chosen = self._accept(payload)
         if block.first_ts is None:
             block.first_ts = ts
         entries = block.entries
         if len(entries) < _MAX_ENTRIES:
             if what is None:
                 what = describe(params)
+            if len(what) > _MAX_WHAT:
+                what = what[:_MAX_WHAT] + "…"
             if note:
                 what = f"{what or '-'}  {self._warn}{_WARN} out of order: {note}{self._reset}"
             entries += (ts, column, what or "-")
@@ -617,7 +657,7 @@ class CallTracker:
         self._learn(block, params, payload, params.get("device"))
         peer = params.get("peer")
         parent = peer.get("call_id") if isinstance(peer, dict) else None
-        if not block.peer_of and parent.__class__ is str and parent and parent != call_id:
+        if not block.peer_of and parent.__class__ is str and parent and (parent := bounded_key(parent)) != call_id:
             block.peer_of = parent
             self._link(self._calls.get(parent), call_id)
         if params.get("created_by") == "dial" and not block.dial_settled:
@@ -627,7 +667,7 @@ class CallTracker:
         """A new block for a call, or the dial block waiting for this call's id; None when filtered out."""
         tag = params.get("tag")
         if tag.__class__ is str and tag:
-            waiting = self._tags.get(tag)
+            waiting = self._tags.get(bounded_key(tag))
             if waiting is not None and not waiting.ident:
                 waiting.ident = call_id
                 self._calls[call_id] = waiting
@@ -652,16 +692,16 @@ class CallTracker:
             return True
         peer = params.get("peer")
         parent = peer.get("call_id") if isinstance(peer, dict) else None
-        return parent.__class__ is str and (parent in self._calls or parent in self._gone)
+        return parent.__class__ is str and ((parent := bounded_key(parent)) in self._calls or parent in self._gone)
 
     def _dial_block(self, params: dict[str, Any], payload: dict[str, Any]) -> _Block | None:
         call = params.get("call")
         call_id = call.get("call_id") if isinstance(call, dict) else None
         tag = params.get("tag")
-        if tag.__class__ is not str or not tag:
-            tag = ""
+        tag = bounded_key(tag) if tag.__class__ is str else ""
         block: _Block | None
         if call_id.__class__ is str and call_id:
+            call_id = bounded_key(call_id)
             block = self._calls.get(call_id)
             if block is None:
                 tagged = self._tags.get(tag) if tag else None
@@ -707,7 +747,7 @@ class CallTracker:
         if not block.tag and not block.message:
             tag = params.get("tag")
             if tag.__class__ is str and tag:
-                block.tag = tag
+                block.tag = tag = bounded_key(tag)
                 self._tags.setdefault(tag, block)
 
     def _message_block(self, params: dict[str, Any], payload: dict[str, Any]) -> _Block | None:
@@ -715,6 +755,9 @@ class CallTracker:
         if message_id.__class__ is not str or not message_id:
             return None
         block = self._messages.get(message_id)
+        if block is None and len(message_id) > _MAX_KEY:
+            message_id = bounded_key(message_id)
+            block = self._messages.get(message_id)
         if block is None:
             if self._prefix is not None and not message_id.startswith(self._prefix):
                 return None
@@ -742,7 +785,8 @@ class CallTracker:
             self._due = True
 
     def _link(self, parent: _Block | None, leg: str) -> None:
-        if parent is not None and leg not in parent.legs and len(parent.legs) < 64:
+        leg = bounded_key(leg)
+        if parent is not None and leg != parent.ident and leg not in parent.legs and len(parent.legs) < 64:
             parent.legs += (leg,)
 
     # -- lifecycle checks ---------------------------------------------------------------------------------
@@ -855,6 +899,8 @@ class CallTracker:
             gone.popitem(last=False)
 
     def _render(self, block: _Block, unfinished: bool, *, evicted: bool = False) -> bytes:
+        if self._accept is not None and not block.chosen:
+            return b""
         bold, reset, warn = self._bold, self._reset, self._warn
         # `_learn` keeps only present values; most are printable strings, shown without a call to `_s`.
         rest = ""

@@ -8,9 +8,11 @@ prints the input unchanged can write them back without encoding again.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import os
+import stat
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import IO, Any
@@ -20,15 +22,80 @@ import orjson
 from relay_cli import protocol
 from relay_cli.event import InvalidEvent
 
-__all__ = ["STDIN", "BadLine", "Entry", "InputError", "Source", "entries", "spans", "to_event", "where"]
+__all__ = [
+    "MAX_LINE",
+    "STDIN",
+    "BadLine",
+    "Entry",
+    "InputError",
+    "Notice",
+    "Source",
+    "entries",
+    "spans",
+    "to_event",
+    "unencodable",
+    "where",
+]
 
 STDIN = "-"
+MAX_LINE = protocol.MAX_FRAME
+"""The longest line read: no event can be longer than a frame, and a line that never ends must not fill memory."""
+_TOO_LONG = f"line longer than {MAX_LINE >> 20} MiB"
 _FRAME_KEYS = ("jsonrpc", "method")
 _WHITESPACE = b" \t\r\n"
+_HEAD = 4096
+# Compressed files people record into and then feed as they are: (magic bytes, name, the tool that reads them).
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip", "zcat"),
+    (b"BZh", "bzip2", "bzcat"),
+    (b"\xfd7zXZ\x00", "xz", "xzcat"),
+    (b"\x28\xb5\x2f\xfd", "zstd", "zstdcat"),
+)
 
 
 class InputError(Exception):
-    """The input as a whole cannot be read: missing, unreadable, a directory, or empty."""
+    """The input as a whole cannot be read: missing, unreadable, a directory, empty, or not text."""
+
+    def for_command(self, command: str) -> str:
+        """The message, for the ``relay`` command that read the input (some suggest a command line)."""
+        return str(self)
+
+
+class _Compressed(InputError):
+    """A compressed file, which the user meant to be read decompressed: the message says how."""
+
+    def __init__(self, source: Source, kind: str, tool: str) -> None:
+        super().__init__(source.name, kind, tool)
+        self.source, self.kind, self.tool = source, kind, tool
+
+    def for_command(self, command: str) -> str:
+        if self.source.path == STDIN:
+            return f"{self.source.name}: looks like {self.kind}: try ... | {self.tool} | relay {command} -"
+        import shlex  # here: only this message needs it
+
+        path = shlex.quote(self.source.path)
+        return f"{self.source.name}: looks like {self.kind}: try {self.tool} {path} | relay {command} -"
+
+    def __str__(self) -> str:
+        return self.for_command("replay")
+
+
+def unencodable(exc: Exception) -> str:
+    """What is wrong with a decoded value that cannot be encoded again (an ``orjson.JSONEncodeError``, or a
+    ``RecursionError`` of a walk over it): in practice, one nested deeper than the encoder goes."""
+    text = str(exc)
+    if isinstance(exc, RecursionError) or "ecursion" in text:
+        return "nested too deeply"
+    return f"cannot be encoded again: {text}"
+
+
+class Notice:
+    """Stands in for an entry that is no line at all: something to tell the user about the input as it is read."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 class BadLine:
@@ -101,12 +168,12 @@ def _read(
     name = source.name
     try:
         if source.lines is not None:
-            yield from _lines(stream, 0)
+            yield from _lines(stream, 0, 1)  # a span of a file whose first line is a good one
             return
         line_no = 0
         first = b""
         while not first.strip(_WHITESPACE):
-            first = stream.readline()
+            first = stream.readline(MAX_LINE + 1)
             line_no += 1
             if not first:
                 if follow and not (stop and stop()):
@@ -114,25 +181,33 @@ def _read(
                     line_no -= 1
                     continue
                 raise InputError(f"{name}: empty input, no JSON found")
+        _check_text(source, first[:_HEAD])
         if first.startswith(b"\xef\xbb\xbf"):
             first = first[3:]
         head = first.lstrip(_WHITESPACE)[:1]
         if head == b"[":
             yield from _document(name, line_no, first + stream.read())
             return
-        if head == b"{" and not _parses(first):
-            # An object spread over lines, or JSON Lines whose first line is bad: the next line tells.
-            second = stream.readline()
-            if not (second.strip(_WHITESPACE) and _parses(second)):
-                yield from _document(name, line_no, first + second + stream.read())
-                return
-            yield _line(line_no, first)
-            line_no += 1
-            first = second
-        yield _line(line_no, first)
-        line_no = yield from _lines(stream, line_no)
+        good = 0
+        if _too_long(first):
+            yield line_no, None, BadLine(_TOO_LONG)
+            _skip_line(stream)
+        else:
+            if head == b"{" and not _parses(first):
+                # An object spread over lines, or JSON Lines whose first line is bad: the next line tells.
+                second = stream.readline(MAX_LINE + 1)
+                if not (second.strip(_WHITESPACE) and not _too_long(second) and _parses(second)):
+                    yield from _document(name, line_no, first + second + stream.read())
+                    return
+                yield _line(line_no, first, 0)
+                line_no += 1
+                first = second
+            entry = _line(line_no, first, 0)
+            good = entry[2].__class__ is not BadLine
+            yield entry
+        line_no, partial = yield from _lines(stream, line_no, good, follow)
         if follow:
-            yield from _follow(stream, line_no, poll, stop)
+            yield from _follow(source, stream, line_no, partial, poll, stop)
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
     finally:
@@ -140,17 +215,62 @@ def _read(
             stream.close()
 
 
-def _lines(stream: IO[bytes], line_no: int) -> Generator[Entry, None, int]:
-    """The rest of a JSON Lines stream, numbered on from ``line_no``; returns the last line's number."""
+def _check_text(source: Source, head: bytes) -> None:
+    """Refuse, in one line, a file that is not text: decoding it line by line would report every line."""
+    for magic, kind, tool in _COMPRESSED:
+        if head.startswith(magic):
+            raise _Compressed(source, kind, tool)
+    if b"\0" in head:
+        raise InputError(f"{source.name}: looks like a binary file, not JSON")
+    if head.lstrip(_WHITESPACE)[:1] in (b"{", b"[") or head.startswith(b"\xef\xbb\xbf"):
+        return  # JSON with a bad byte in it: that line is reported, the rest read
+    try:
+        head.decode()
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3 or len(head) < _HEAD:  # not just a character cut at the end of the head
+            raise InputError(f"{source.name}: looks like a binary file, not JSON") from None
+
+
+def _too_long(line: bytes) -> bool:
+    """Whether ``readline(MAX_LINE + 1)`` stopped at the limit rather than at a newline."""
+    return len(line) > MAX_LINE and not line.endswith(b"\n")
+
+
+def _skip_line(stream: IO[bytes]) -> None:
+    """Read past the rest of the current line, a chunk at a time."""
+    while (chunk := stream.readline(1 << 20)) and not chunk.endswith(b"\n"):
+        pass
+
+
+def _lines(
+    stream: IO[bytes], line_no: int, good: int, follow: bool = False
+) -> Generator[Entry, None, tuple[int, bytes]]:
+    """The rest of a JSON Lines stream, numbered on from ``line_no``, ``good`` being whether any line before was
+    good JSON; returns the last line's number and, with ``follow``, an unterminated last line held back.
+
+    The loop decodes and yields, and nothing else: counting, length and truncation checks are for the lines
+    that do not decode. A line that decodes is at most ``MAX_LINE`` bytes, newline included, except when its
+    first ``MAX_LINE`` bytes are one JSON value and then whitespace: that value is taken, and the rest of its
+    line read as a line of its own, which is blank unless it is garbage. The cost of telling that rare line
+    apart would fall on every line.
+    """
     loads = orjson.loads
-    for line in stream:
+    first = line_no
+    others = 0  # lines since ``first`` that did not decode, blank ones included
+    for line in iter(functools.partial(stream.readline, MAX_LINE + 1), b""):
         line_no += 1
         try:
             yield line_no, line, loads(line)
         except orjson.JSONDecodeError:
-            if line.strip(_WHITESPACE):
-                yield _line(line_no, line)
-    return line_no
+            others += 1
+            if _too_long(line):
+                yield line_no, None, BadLine(_TOO_LONG)
+                _skip_line(stream)
+            elif follow and not line.endswith(b"\n"):
+                return line_no - 1, line
+            elif line.strip(_WHITESPACE):
+                yield _line(line_no, line, good or line_no - first - others)
+    return line_no, b""
 
 
 def spans(path: str, size: int) -> list[tuple[int, int]]:
@@ -179,19 +299,37 @@ def spans(path: str, size: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
-def _follow(stream: IO[bytes], line_no: int, poll: float, stop: Callable[[], bool] | None) -> Iterator[Entry]:
-    partial = b""
+def _follow(
+    source: Source, stream: IO[bytes], line_no: int, partial: bytes, poll: float, stop: Callable[[], bool] | None
+) -> Iterator[Entry]:
+    """Lines appended to ``stream`` from now on; a file cut shorter than what was read is read again from the top."""
+    regular = source.path != STDIN and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    skipping = False
     while not (stop and stop()):
-        chunk = stream.readline()
+        chunk = stream.readline(MAX_LINE + 1)
         if not chunk:
+            if regular and os.fstat(stream.fileno()).st_size < stream.tell():
+                stream.seek(0)
+                line_no, partial, skipping = 0, b"", False
+                yield "", None, Notice("the file was truncated: reading it again from the top")
+                continue
             time.sleep(poll)
+            continue
+        if skipping:
+            skipping = not chunk.endswith(b"\n")
             continue
         partial += chunk
         if not partial.endswith(b"\n"):
+            if len(partial) > MAX_LINE:
+                line_no += 1
+                yield line_no, None, BadLine(_TOO_LONG)
+                partial, skipping = b"", True
             continue
         line_no += 1
-        if partial.strip(_WHITESPACE):
-            yield _line(line_no, partial)
+        if len(partial) > MAX_LINE + 1:
+            yield line_no, None, BadLine(_TOO_LONG)
+        elif partial.strip(_WHITESPACE):
+            yield _line(line_no, partial, 1)
         partial = b""
 
 
@@ -203,11 +341,12 @@ def _parses(line: bytes) -> bool:
     return True
 
 
-def _line(line_no: int, line: bytes) -> Entry:
+def _line(line_no: int, line: bytes, good: int) -> Entry:
+    """One line decoded; a bad one without its newline is a truncated last line only after a ``good`` one."""
     try:
         return line_no, line, orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return line_no, None, BadLine(_json_error(exc), truncated=not line.endswith(b"\n"))
+        return line_no, None, BadLine(_json_error(exc), truncated=good > 0 and not line.endswith(b"\n"))
 
 
 def _document(name: str, first_line: int, data: bytes) -> Iterator[Entry]:

@@ -14,9 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from relay_cli.event import InvalidEvent, check_payload
 from relay_cli.pipeline import Pipeline, without_gc
-from relay_cli.reader import STDIN, BadLine, Source, entries, spans, to_event, where
+from relay_cli.reader import STDIN, BadLine, Notice, Source, entries, spans, to_event, unencodable, where
 
 __all__ = ["SPAN_BYTES", "Pacer", "ReplayStats", "Report", "replay", "replay_source"]
 
@@ -158,8 +160,18 @@ def replay_source(
             payload, data = checked, None
         if pacer is not None:
             pacer.wait(payload)
-        if (accept is None or accept(payload)) and not show(payload, data):
-            return False
+        if accept is None or accept(payload):
+            try:
+                more = show(payload, data)
+            except (orjson.JSONEncodeError, RecursionError) as exc:
+                # Nested deeper than the encoder goes: a bad line, found where it is encoded again, since
+                # telling it apart as it is read would cost every line (a zero-cost ``try`` costs none).
+                pipeline.tally.shown -= 1
+                stats.bad += 1
+                report(line, unencodable(exc))
+                continue
+            if not more:
+                return False
         if follow:
             pipeline.drain()
     return True
@@ -167,6 +179,9 @@ def replay_source(
 
 def _payload(line: int | str, value: Any, stats: ReplayStats, report: Report) -> dict[str, Any] | None:
     """The payload of an entry off the common path: a frame's params, or None (reported) for a bad line."""
+    if value.__class__ is Notice:
+        report(line, value.message)
+        return None
     if value.__class__ is BadLine:
         if value.truncated:
             stats.truncated += 1

@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from typing import Any, Final
 
-from relay_cli.calls import event_time
+from relay_cli.calls import bounded_key, event_time
 from relay_cli.render import escape, local_iso
 
 __all__ = ["Summary", "nearest_rank", "span_text"]
@@ -29,6 +29,10 @@ _MAX_OPEN: Final = 100_000
 # Ids that just finished, so a redelivered final event (sessions resume by sending un-ACKed events again)
 # is not counted twice and a straggler does not reopen the call.
 _RECENT: Final = 4_096
+# Distinct event types, and end or failure reasons, counted one by one; the rest are counted together, so a
+# log of made-up types cannot grow the tables (or the report) without bound. Long ones are held cut short.
+_MAX_NAMES: Final = 1_024
+_OTHERS: Final = "(other)"
 
 
 def nearest_rank(ordered: list[float], percent: float) -> float:
@@ -53,6 +57,12 @@ def _remember(recent: dict[str, None], key: str) -> None:
     recent[key] = None
     if len(recent) > _RECENT:
         del recent[next(iter(recent))]
+
+
+def _name(counts: dict[str, int] | Counter[str], name: str) -> str:
+    """The key to count ``name`` under: itself while the table has room, else ``(other)``."""
+    name = bounded_key(name)
+    return name if name in counts or len(counts) < _MAX_NAMES else _OTHERS
 
 
 def _table(title: str, rows: list[tuple[str, int, str]]) -> list[str]:
@@ -102,7 +112,11 @@ class Summary:
         if event_type.__class__ is not str:
             event_type = "?"
         types = self._types
-        types[event_type] = types.get(event_type, 0) + 1
+        count = types.get(event_type)
+        if count is None:
+            event_type = _name(types, event_type)
+            count = types.get(event_type, 0)
+        types[event_type] = count + 1
         ts = payload.get("timestamp")
         if ts.__class__ is not float or not (ts > 0.0 and ts - ts == 0.0):
             ts = event_time(payload)
@@ -120,17 +134,23 @@ class Summary:
 
     def _call_state(self, params: dict[str, Any], ts: float | None) -> None:
         call_id = params.get("call_id")
-        if call_id.__class__ is not str or not call_id or call_id in self._recent_calls:
+        if call_id.__class__ is not str or not call_id:
+            return
+        if len(call_id) > 64:
+            call_id = bounded_key(call_id)
+        if call_id in self._recent_calls:
             return
         state = params.get("call_state")
         reason = params.get("end_reason")
+        if reason.__class__ is str and len(reason) > 64:
+            reason = bounded_key(reason)
         calls = self._calls
         if state == "ended":
             known = calls.pop(call_id, "")
             answered = self._answered.pop(call_id, None)
             if reason.__class__ is not str or not reason:
                 reason = known
-            self._finals[f"ended/{reason}" if reason else "ended"] += 1
+            self._finals[_name(self._finals, f"ended/{reason}" if reason else "ended")] += 1
             if answered is not None and ts is not None and ts >= answered:
                 self._durations.append(ts - answered)
             _remember(self._recent_calls, call_id)
@@ -149,7 +169,11 @@ class Summary:
 
     def _message_state(self, params: dict[str, Any]) -> None:
         message_id = params.get("message_id")
-        if message_id.__class__ is not str or not message_id or message_id in self._recent_messages:
+        if message_id.__class__ is not str or not message_id:
+            return
+        if len(message_id) > 64:
+            message_id = bounded_key(message_id)
+        if message_id in self._recent_messages:
             return
         state = params.get("message_state")
         messages = self._messages
@@ -158,7 +182,8 @@ class Summary:
             self._message_finals[state] += 1
             reason = params.get("reason")
             if reason.__class__ is str and reason:
-                self._reasons.setdefault(state, Counter())[reason] += 1
+                reasons = self._reasons.setdefault(state, Counter())
+                reasons[_name(reasons, reason)] += 1
             _remember(self._recent_messages, message_id)
             return
         if message_id not in messages:

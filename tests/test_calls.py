@@ -10,6 +10,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from harness import relay
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -419,7 +420,7 @@ PAYLOADS = JSON | st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # the same examples every run
 @given(
     payloads=st.lists(PAYLOADS, max_size=12),
     call_id=st.none() | st.sampled_from(["a", "b"]),
@@ -501,3 +502,55 @@ def test_only_the_most_recently_written_ids_are_remembered_for_late_events() -> 
         f"call {ids[0]}  ⚠ no end state",
         f"call {ids[-1]}  ⚠ out of order  ⚠ continued: earlier events were written above",
     ], "the oldest of more than 1,024 written ids is forgotten; the latest is not"
+
+
+def test_a_type_filter_chooses_the_calls_shown_and_their_lifecycle_is_judged_on_every_event() -> None:
+    played = [
+        state(CALL, "created", 0.0),
+        ev("calling.call.play", 1.0, call_id=CALL, control_id="p1", state="playing"),
+        state(CALL, "ended", 2.0, end_reason="hangup"),
+    ]
+    silent = [state(OTHER, "created", 3.0), state(OTHER, "ended", 4.0)]
+    tracker = CallTracker(style=PLAIN, accept=lambda p: p["event_type"] == "calling.call.play")
+    text = "".join(run(tracker, [*played, *silent]))
+    assert headers(text) == [f"call {CALL}"], "no ⚠ no end state: its state events count, though not chosen"
+    assert [line.split()[1:3] for line in blocks(text)[0].splitlines()[1:]] == [
+        ["state", "created"],
+        ["play", "playing"],
+        ["state", "ended"],
+    ]
+
+
+def test_relay_calls_with_a_type_filter_flags_no_call_for_the_events_it_filtered_out(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl"
+    path.write_bytes(b"".join(json.dumps(p).encode() + b"\n" for p in _demo(3_000)))
+    result = relay("calls", str(path), "--type", "calling.call.play", "--color", "never")
+    assert result.returncode == 0, result.stderr
+    shown = blocks(result.stdout)
+    assert shown and all("play " in block for block in shown)
+    everything = blocks(relay("calls", str(path), "--color", "never").stdout)
+    assert set(shown) <= set(everything), "each call shown as it is without the filter"
+
+
+def test_ids_of_200_kb_do_not_grow_memory_per_call_held() -> None:
+    tracker = CallTracker(style=PLAIN)
+    huge = [f"{n:04d}" + "x" * 200_000 for n in range(50)]
+    pieces: list[str] = []
+    for n, call_id in enumerate(huge):
+        pieces.append(tracker.feed(state(call_id, "created", float(n), tag=call_id + "t")))
+        pieces.append(tracker.feed(ev("calling.call.play", n + 0.1, call_id=call_id, state="playing")))
+    held = [key for key in tracker._calls] + [key for key in tracker._tags]
+    assert len(held) == 100 and max(map(len, held)) < 100, "held as a head and a digest, not 200 KB each"
+    pieces.append(tracker.finish())
+    heads = headers("".join(pieces))
+    assert len(heads) == 50 and all(len(head) < 200 for head in heads)
+    assert heads[0].startswith("call 0000xxxx") and "…" in heads[0], "events of one long id stay in one block"
+
+
+def test_a_description_of_200_kb_is_cut_when_it_is_held() -> None:
+    tracker = CallTracker(style=PLAIN)
+    tracker.feed(state(CALL, "created", 0.0))
+    tracker.feed(ev("calling.call.play", 1.0, call_id=CALL, state="p" * 200_000))
+    text = tracker.feed(state(CALL, "ended", 2.0))
+    play = blocks(text)[0].splitlines()[2]
+    assert len(play) < 1_100 and play.endswith("…")

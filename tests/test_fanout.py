@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import io
 import itertools
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from harness import RELAY, relay, wait_until
+from test_replay import F_GETPIPE_SZ, pipe_bytes
 
 from relay_cli import replay as replay_module
 from relay_cli.demo import DemoTraffic
@@ -227,7 +228,10 @@ def test_a_worker_killed_while_it_hands_back_a_span_is_an_error_not_a_hang(big: 
     # dies partway through sending it (or before): the parent must see a short read, not wait for more.
     proc, workers = start_split_replay(big)
     try:
-        time.sleep(0.5)
+        assert proc.stdout is not None
+        out = proc.stdout.fileno()
+        full = fcntl.fcntl(out, F_GETPIPE_SZ)
+        wait_until(lambda: pipe_bytes(out) >= full, timeout=30, what="the parent to block on stdout")
         os.kill(workers[1], signal.SIGKILL)
         _, err = proc.communicate(timeout=30)
     finally:

@@ -201,10 +201,37 @@ PAYLOADS = JSON | st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # the same examples every run
 @given(payloads=st.lists(PAYLOADS, max_size=12))
 def test_odd_payloads_never_raise(payloads: list[Any]) -> None:
     summary = fed(payloads * 2)
     lines = summary.lines()
     assert all(isinstance(line, str) for line in lines)
     assert lines[-1] == "malformed lines 0"
+
+
+def test_ids_and_reasons_of_200_kb_are_held_short() -> None:
+    summary = Summary()
+    for n in range(20):
+        call_id = f"{n:04d}" + "x" * 200_000
+        summary.feed({"event_type": "calling.call.state", "params": {"call_id": call_id, "call_state": "created"}})
+    long_reason = "r" * 200_000
+    summary.feed(
+        {
+            "event_type": "calling.call.state",
+            "params": {"call_id": "e", "call_state": "ended", "end_reason": long_reason},
+        }
+    )
+    assert max(map(len, summary._calls)) < 100
+    assert max(map(len, summary._finals)) < 100
+    assert ["no", "end", "state", "20"] in [line.split() for line in summary.lines()]
+
+
+def test_made_up_event_types_are_counted_together_past_a_bound() -> None:
+    summary = Summary()
+    for n in range(5_000):
+        summary.feed({"event_type": f"made.up.{n}", "params": {}})
+    summary.feed({"event_type": "t" * 200_000, "params": {}})
+    assert len(summary._types) == 1_025 and max(map(len, summary._types)) < 100
+    lines = summary.lines()
+    assert lines[0] == "events by type (5001)" and any(line.split()[:2] == ["(other)", "3977"] for line in lines)
