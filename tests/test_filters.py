@@ -13,7 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay_cli.filters import CACHE_SIZE, Condition, EventFilter, FilterError, call_ids, parse_where
+from relay_cli.filters import (
+    CACHE_SIZE,
+    KNOWN_EVENT_TYPES,
+    REGEX_TEXT_LIMIT,
+    AmbiguousCallId,
+    Condition,
+    EventFilter,
+    FilterError,
+    call_ids,
+    parse_where,
+)
 
 DATA = Path(__file__).parent / "data" / "real_frames.jsonl"
 
@@ -234,8 +244,13 @@ def test_call_ids_skips_empty_and_non_string_ids_and_deduplicates() -> None:
 
 
 def test_call_ids_of_events_without_calls_is_empty() -> None:
-    assert call_ids(real("messaging.state")) == ()
     assert call_ids(real("calling.call.dial", dial_state="failed")) == ()
+
+
+def test_call_ids_of_a_message_is_its_message_id() -> None:
+    assert call_ids(real("messaging.state", message_id="145cceb8-d4ed-4056-9696-f6775f950f2e")) == (
+        "145cceb8-d4ed-4056-9696-f6775f950f2e",
+    )
 
 
 @pytest.mark.parametrize("payload", [None, "x", 5, [], [{"params": {"call_id": "a"}}], {"params": "x"}, {}])
@@ -277,35 +292,76 @@ def test_call_id_does_not_match_events_without_calls_or_malformed_payloads() -> 
         assert not flt(payload)
 
 
-def test_ambiguous_prefix_reports_once_with_both_ids_and_keeps_matching_both() -> None:
+def test_ambiguous_prefix_stops_the_stream_at_the_second_id() -> None:
+    flt = EventFilter(call_id="ab")
+    assert [flt(p) for p in [event(call_id="abc-1"), event(call_id="abc-1"), event(call_id="xyz")]] == [
+        True,
+        True,
+        False,
+    ]
+    with pytest.raises(AmbiguousCallId) as info:
+        flt(event(call_id="abd-2"))
+    assert info.value.prefix == "ab" and info.value.ids == ["abc-1", "abd-2"]
+    assert str(info.value) == "--call-id 'ab' is ambiguous: it matches abc-1, abd-2; give more characters"
+    assert isinstance(info.value, FilterError)
+
+
+def test_ambiguity_calls_the_callback_first_and_raises_even_when_it_returns() -> None:
     calls: list[tuple[str, list[str]]] = []
     flt = EventFilter(call_id="ab", on_ambiguous=lambda prefix, ids: calls.append((prefix, ids)))
-    stream = [event(call_id="abc-1"), event(call_id="abc-1"), event(call_id="abd-2"), event(call_id="abe-3")]
-    stream += [event(call_id="abd-2"), event(call_id="xyz")]
-    assert [flt(p) for p in stream] == [True, True, True, True, True, False]
+    assert flt.predicate(event(call_id="abc-1"))
+    with pytest.raises(AmbiguousCallId):
+        flt.predicate(event(call_id="abd-2"))
     assert calls == [("ab", ["abc-1", "abd-2"])]
 
 
-def test_ambiguity_within_one_event_is_reported() -> None:
-    calls: list[tuple[str, list[str]]] = []
-    flt = EventFilter(call_id="c", on_ambiguous=lambda prefix, ids: calls.append((prefix, ids)))
-    assert flt(event("calling.call.connect", call_id="c1", peer={"call_id": "c2"}))
-    assert calls == [("c", ["c1", "c2"])]
+def test_ambiguity_within_one_event_is_an_error() -> None:
+    with pytest.raises(AmbiguousCallId, match="it matches c1, c2"):
+        EventFilter(call_id="c")(event("calling.call.connect", call_id="c1", peer={"call_id": "c2"}))
+
+
+def test_an_id_equal_to_the_prefix_never_makes_it_ambiguous() -> None:
+    flt = EventFilter(call_id="call-id")
+    assert flt(event(call_id="call-id"))
+    assert flt(event(call_id="call-id-1"))
+    assert flt(event(call_id="call-id"))
+    assert [flt(p) for p in REAL] == [bool(set(call_ids(p)) & {"call-id", "call-id-1"}) for p in REAL]
+
+
+def test_ambiguous_id_quoted_in_the_message_is_cut() -> None:
+    flt = EventFilter(call_id="a")
+    flt(event(call_id="a" + "x" * 500))
+    with pytest.raises(AmbiguousCallId) as info:
+        flt(event(call_id="ab"))
+    assert len(str(info.value)) < 200 and "…" in str(info.value)
 
 
 def test_one_call_seen_many_times_is_not_ambiguous() -> None:
-    calls: list[tuple[str, list[str]]] = []
-    flt = EventFilter(call_id="call-id", on_ambiguous=lambda prefix, ids: calls.append((prefix, ids)))
+    flt = EventFilter(call_id="call-id")
     for _ in range(3):
         assert flt(real("calling.call.play", control_id="mocked-uuid"))
         assert flt(real("calling.call.dial", dial_state="answered"))
-    assert calls == []
 
 
-def test_ambiguity_without_a_callback_is_silent() -> None:
-    flt = EventFilter(call_id="a")
-    assert flt(event(call_id="a1"))
-    assert flt(event(call_id="a2"))
+def test_repeated_call_ids_match_any_of_them() -> None:
+    flt = EventFilter(call_id=["7bebef58", "peer-call-id"])
+    kept = {cid for p in passing(flt, REAL) for cid in call_ids(p)}
+    assert "7bebef58-e3c0-4dc7-a2c7-a8c2ffc152fc" in kept and "peer-call-id" in kept
+    assert not flt(event(call_id="08219786-e1a4-48b1-bda0-e3602c8fc84c"))
+    assert EventFilter(call_id="c1")(event(call_id="c1"))  # a bare string is one id
+
+
+def test_each_repeated_prefix_is_judged_ambiguous_on_its_own() -> None:
+    flt = EventFilter(call_id=["ab", "cd"])
+    assert flt(event(call_id="ab-1")) and flt(event(call_id="cd-1")) and flt(event(call_id="ab-1"))
+    with pytest.raises(AmbiguousCallId, match="'cd' is ambiguous: it matches cd-1, cd-2"):
+        flt(event(call_id="cd-2"))
+
+
+def test_call_id_matches_a_message_by_its_message_id() -> None:
+    message = real("messaging.state", message_id="145cceb8-d4ed-4056-9696-f6775f950f2e")
+    assert EventFilter(call_id="145cceb8")(message)
+    assert not EventFilter(call_id="7bebef58")(message)
 
 
 def test_call_id_combines_with_types() -> None:
@@ -577,6 +633,179 @@ def test_first_bad_option_fails_the_whole_filter() -> None:
         EventFilter(types=["calling.*"], where=["params.state=ok", "oops"])
 
 
+# --- warnings about values that match nothing RELAY sends -------------------------------------------
+
+
+def test_known_event_types_are_the_sdks_and_the_protocols() -> None:
+    assert len(KNOWN_EVENT_TYPES) == 24
+    assert "signalwire.authorization.state" in KNOWN_EVENT_TYPES and "calling.call.play" in KNOWN_EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    ("glob", "nearest"),
+    [
+        ("calling.call.plya", "calling.call.play"),
+        ("play", "calling.call.play"),
+        ("state", "*.state"),
+        ("messaging.recieve", "messaging.receive"),
+        ("calling.call.teleport", None),
+    ],
+)
+def test_a_type_glob_matching_no_known_type_warns_naming_the_nearest(glob: str, nearest: str | None) -> None:
+    (warning,) = EventFilter(types=[glob]).warnings
+    assert warning.startswith(f"--type '{glob}' matches no known event type (did you mean '")
+    if nearest is not None:
+        assert warning.endswith(f"(did you mean '{nearest}'?)")
+
+
+def test_an_exclude_glob_matching_no_known_type_warns_too() -> None:
+    assert EventFilter(exclude=["calling.call.plya"]).warnings == (
+        "--exclude 'calling.call.plya' matches no known event type (did you mean 'calling.call.play'?)",
+    )
+
+
+@pytest.mark.parametrize(
+    "glob", ["calling.call.play", "calling.*", "*.state", "signalwire.*", "signalwire.authorization.state", "*"]
+)
+def test_globs_matching_a_known_type_do_not_warn(glob: str) -> None:
+    assert EventFilter(types=[glob], exclude=[glob]).warnings == ()
+
+
+def test_where_path_outside_the_payload_keys_warns_with_the_params_spelling() -> None:
+    assert EventFilter(where=["call_state=ended"]).warnings == (
+        "--where 'call_state=ended': an event has no top-level 'call_state' (it has event_type, event_channel,"
+        " timestamp, project_id, space_id, context, params); did you mean 'params.call_state=ended'?",
+    )
+
+
+@pytest.mark.parametrize(
+    "expr", ["params.call_state=ended", "event_type~^calling", "timestamp!=0", "context=office", "event_channel~x"]
+)
+def test_where_paths_under_payload_keys_do_not_warn(expr: str) -> None:
+    assert EventFilter(where=[expr]).warnings == ()
+
+
+def test_a_call_id_no_uuid_starts_with_warns() -> None:
+    assert EventFilter(call_id=["zzzz", "8d19"]).warnings == (
+        "--call-id 'zzzz': RELAY call and message ids are UUIDs (hex digits and dashes), so this can match only"
+        " ids of another shape",
+    )
+    assert EventFilter(call_id="7BEBEF58-e3c0").warnings == ()
+
+
+def test_double_equals_is_taken_as_equals() -> None:
+    assert parse_where("params.call_state==ended") == Condition(("params", "call_state"), "=", "ended")
+    assert EventFilter(where=["params.call_state==ended"])(event(call_state="ended"))
+    assert parse_where("params.x!==") == Condition(("params", "x"), "!=", "=")
+    assert EventFilter(where=["params.x~^="])(event(x="=y"))
+
+
+# --- bounded regexes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("regex", ["(a+)+$", "(a*)*b", "(a|ab)*c", "(foo|bar)+", "(\\w+\\s?)+$", "((ab)+)*"])
+def test_a_regex_repeating_what_itself_varies_is_refused(regex: str) -> None:
+    assert error_of(where=[f"params.body~{regex}"]) == (
+        f"--where 'params.body~{regex}': regex refused: it repeats a group that itself repeats or has alternatives"
+        " (like (a+)+ or (a|ab)*), which can take minutes on one event; repeat a single character or class instead"
+    )
+
+
+@pytest.mark.parametrize("regex", ["a*a*x", "foo.*bar.*baz", ".*x.*y", "\\s*\\S+\\s*x"])
+def test_a_regex_with_open_ended_repetitions_in_a_row_is_refused(regex: str) -> None:
+    message = error_of(where=[f"params.body~{regex}"])
+    assert message.startswith(f"--where 'params.body~{regex}': regex refused: its open-ended repetitions in a row")
+    assert message.endswith(
+        f"on one {REGEX_TEXT_LIMIT}-character value; anchor it with ^, bound them ({{1,20}}),"
+        " or split it into several --where conditions"
+    )
+
+
+@pytest.mark.parametrize(
+    "regex",
+    [
+        "^calling\\.",
+        "ended|failed",
+        "(?i)welcome",
+        ".*x",
+        "foo.*bar",
+        "^foo.*bar.*baz",
+        "\\d+-\\d+-\\d+",
+        "https?://.*\\.mp3$",
+        "\\w+@\\w+\\.com",
+        "[a-z]+[0-9]+x",
+        "(?:ab)+c",
+        "a{1,50}a{1,50}x",
+        "^\\+1\\d{10}$",
+        "(\\w+) \\1",
+        "(?=.*x)y",
+        "(a)(?(1)b|c)",
+        "x*y*z*w",
+        "(?>a+)b",
+        "a++b",
+        "",
+    ],
+)
+def test_everyday_regexes_are_accepted(regex: str) -> None:
+    assert EventFilter(where=[f"params.body~{regex}"]).active
+
+
+def test_regex_sees_only_the_first_characters_of_a_long_value() -> None:
+    flt = EventFilter(where=["params.body~STOP"])
+    assert flt(event(body="x" * (REGEX_TEXT_LIMIT - 4) + "STOP"))
+    assert not flt(event(body="x" * (REGEX_TEXT_LIMIT - 3) + "STOP"))
+    assert EventFilter(where=["params.body=" + "x" * 5000])(event(body="x" * 5000))
+
+
+REGEX_PIECES = st.sampled_from(
+    [
+        "a",
+        "b",
+        ".",
+        "\\d",
+        "[a-c]",
+        "[^a]",
+        "x",
+        "^",
+        "$",
+        "\\b",
+        "(",
+        ")",
+        "(?:",
+        "|",
+        "*",
+        "+",
+        "?",
+        "{1,3}",
+        "*?",
+        "++",
+        "(?=",
+        "(?!",
+        "(?>",
+        "\\1",
+        "(?i)",
+        "(?m)",
+        "{2}",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(REGEX_PIECES, max_size=12))
+def test_any_regex_is_either_accepted_or_refused_with_a_filter_error(pieces: list[str]) -> None:
+    regex = "".join(pieces)
+    try:
+        re.compile(regex)
+    except re.error:
+        return
+    try:
+        flt = EventFilter(where=[f"params.x~{regex}"])
+    except FilterError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert isinstance(flt(event(x="ab1x" * 10)), bool)
+
+
 # --- robustness --------------------------------------------------------------------------------------
 
 KEYS = st.sampled_from(["event_type", "params", "call_id", "call", "peer", "state", "media", "0", "1"]) | st.text(
@@ -635,19 +864,17 @@ WHERE = st.builds(
 def test_event_filter_never_raises_on_arbitrary_payloads(
     payloads: list[Any], types: list[str], exclude: list[str], call_id: str | None, where: list[str]
 ) -> None:
-    seen: list[tuple[str, list[str]]] = []
-    flt = EventFilter(
-        types=types, exclude=exclude, call_id=call_id, where=where, on_ambiguous=lambda p, ids: seen.append((p, ids))
-    )
-    for payload in payloads * 2:
-        verdict = flt(payload)
-        assert isinstance(verdict, bool)
-        assert flt.predicate(payload) is verdict
-        assert all(isinstance(cid, str) and cid for cid in call_ids(payload))
-    assert len(seen) <= 1
-    if seen:
-        prefix, ids = seen[0]
-        assert len(ids) == 2 and ids[0] != ids[1] and all(i.startswith(prefix) for i in ids)
+    flt = EventFilter(types=types, exclude=exclude, call_id=call_id, where=where)
+    try:
+        for payload in payloads * 2:
+            verdict = flt(payload)
+            assert isinstance(verdict, bool)
+            assert flt.predicate(payload) is verdict
+            assert all(isinstance(cid, str) and cid for cid in call_ids(payload))
+    except AmbiguousCallId as exc:
+        assert call_id is not None and exc.prefix == call_id
+        first, second = exc.ids
+        assert first != second and all(i.startswith(call_id) and i != call_id for i in exc.ids)
 
 
 @settings(max_examples=200, deadline=None)
