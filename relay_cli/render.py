@@ -3,19 +3,23 @@
 Pretty output is built from ANSI styles prepared once per run, not through rich's ``Console.print``:
 a replay prints hundreds of thousands of lines and rich manages about fifteen thousand a second.
 Text that came over the wire is escaped before it reaches a terminal, and secrets never leave here.
+On a terminal each pretty line is also cut to the terminal's width (see :func:`fit`).
 """
 
 from __future__ import annotations
 
 import functools
+import re
+import shutil
 import time
+import unicodedata
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from math import trunc
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -26,12 +30,16 @@ __all__ = [
     "Format",
     "Printer",
     "Style",
+    "cells",
     "escape",
     "event_json",
+    "fit",
     "headline",
     "local_iso",
     "make_printer",
     "pretty_block",
+    "terminal_json",
+    "terminal_width",
 ]
 
 
@@ -45,14 +53,118 @@ class Format(StrEnum):
     none = "none"
 
 
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
-_ESCAPES.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)})
+def _ranges(*spans: tuple[int, int]) -> tuple[int, ...]:
+    return tuple(c for first, last in spans for c in range(first, last + 1))
+
+
+_C1 = _ranges((0x80, 0x9F))
+_INVISIBLE = _ranges(
+    # Every format character (Unicode category Cf: zero-width spaces and joiners, soft hyphen, bidi marks,
+    # overrides and isolates, invisible operators, BOM, tag characters...) and the line and paragraph
+    # separators (Zl, Zp): each is invisible or moves text around, so a payload could hide or forge text.
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
+    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x2028, 0x202E),
+    (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE007F),
+)  # fmt: skip
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *_C1)}
+_ESCAPES.update({c: f"\\u{c:04x}" if c < 0x10000 else f"\\U{c:08x}" for c in _INVISIBLE})
 _ESCAPE_TABLE = str.maketrans(_ESCAPES)
 
 
 def escape(text: str) -> str:
-    """Make untrusted text safe for a terminal: control and bidi-override characters become escapes."""
+    """Make untrusted text safe for a terminal: control, format and bidi characters become escapes."""
     return text if text.isprintable() else text.translate(_ESCAPE_TABLE)
+
+
+def _json_escape(c: int) -> str:
+    if c < 0x10000:
+        return f"\\u{c:04x}"
+    c -= 0x10000
+    return f"\\u{0xD800 + (c >> 10):04x}\\u{0xDC00 + (c & 0x3FF):04x}"
+
+
+_JSON_ESCAPE_TABLE = str.maketrans({c: _json_escape(c) for c in (0x7F, *_C1, *_INVISIBLE)})
+
+
+def terminal_json(data: bytes) -> bytes:
+    """JSON text safe for a terminal, meaning the same JSON: DEL, C1 controls and the characters
+    :func:`escape` hides become ``\\uXXXX`` escapes (orjson writes them raw, and the C0 controls it
+    escapes already). Bytes that are all ASCII but DEL, nearly every line, pass untouched."""
+    if data.isascii() and b"\x7f" not in data:
+        return data
+    return data.decode("utf-8", "surrogateescape").translate(_JSON_ESCAPE_TABLE).encode("utf-8", "surrogateescape")
+
+
+def terminal_width(tty: bool) -> int | None:
+    """The width to fit pretty lines to: the terminal's columns when stdout is one, else None (unlimited)."""
+    return shutil.get_terminal_size().columns if tty else None
+
+
+# Characters outside these ranges may take 0 or 2 cells, so only text holding one is measured character
+# by character: everything relay writes itself (``→``, ``…``, ``·``) and Latin, Greek and Cyrillic text
+# are one cell a character.
+_MAYBE_NOT_ONE_CELL = re.compile("[^\x00-\u02ff\u0370-\u0482\u048a-\u052f\u2010-\u2027\u2030-\u205e\u2190-\u21ff]")
+_DIGIT = re.compile("[0-9]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _char_cells(char: str) -> int:
+    if unicodedata.east_asian_width(char) in ("W", "F"):
+        return 2
+    return 0 if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf") else 1
+
+
+def cells(text: str) -> int:
+    """How many terminal cells ``text`` takes: wide characters take two, combining marks none."""
+    if _MAYBE_NOT_ONE_CELL.search(text) is None:
+        return len(text)
+    return sum(map(_char_cells, text))
+
+
+def _overflow(text: str, room: int) -> int | None:
+    """None when ``text`` fits in ``room`` cells; else where to cut it so that it and a ``…`` fit.
+
+    Text with no character that could take other than one cell, nearly all, is not measured at all;
+    the rest is measured only as far as the room reaches.
+    """
+    if _MAYBE_NOT_ONE_CELL.search(text) is None:
+        return None if len(text) <= room else max(room - 1, 0)
+    used = 0
+    cut = None
+    for i, char in enumerate(text):
+        used += _char_cells(char)
+        if cut is None and used >= room:
+            cut = i
+        if used > room:
+            return cut
+    return None
+
+
+_LONG_WORD = 20
+
+
+def fit(text: str, room: int) -> str:
+    """``text`` in at most ``room`` cells, cut with ``…`` when it is longer.
+
+    The cut falls between words, so a phone number, an id, a time or a state is shown whole or not at
+    all; only a word longer than 20 characters that is not a number or id (a URL, quoted JSON, a run
+    of text without spaces) is cut inside, as its start says more than a bare ``…``.
+    """
+    if len(text) * 2 <= room:
+        return text
+    cut = _overflow(text, room)
+    if cut is None:
+        return text
+    if room < 1:
+        return ""
+    if cut and text[cut - 1] != " ":
+        start = text.rfind(" ", 0, cut) + 1
+        end = text.find(" ", cut)
+        word = text[start : end if end >= 0 else len(text)]
+        if len(word) <= _LONG_WORD or (_DIGIT.search(word) and '"' not in word and "://" not in word):
+            cut = start
+    return text[:cut] + "…"
 
 
 def _text(value: Any) -> str:
@@ -87,9 +199,10 @@ class Style:
         return self.code("1")
 
 
+_ALERT = "1;31"
 _FAMILY_COLORS = (
-    ("calling.error", "1;31"),
-    ("calling.conference", "34"),
+    ("calling.error", _ALERT),
+    ("calling.conference", "94"),
     ("calling.", "36"),
     ("messaging.", "35"),
     ("signalwire.", "2"),
@@ -200,9 +313,10 @@ def _numbers(device: Any) -> str:
 
 
 def _short(call_id: Any) -> str:
-    """The first eight characters of an id, escaped: when those are printable, escaping the rest is moot."""
-    if call_id.__class__ is str and call_id[:8].isprintable():
-        return call_id[:8]
+    """The first eight characters of an id, escaped: escaping the rest of it is moot."""
+    if call_id.__class__ is str:
+        short = call_id[:8]
+        return short if short.isprintable() else short.translate(_ESCAPE_TABLE)[:8]
     return _s(call_id)[:8]
 
 
@@ -367,6 +481,35 @@ _HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+_FAILED = ("error", "failed")
+
+
+def _failed(key: str) -> Callable[[dict[str, Any]], bool]:
+    """The failure test of an action whose state is at ``key``: one comparison, as it runs per event."""
+    return lambda p: p.get(key) in _FAILED
+
+
+_STATEFUL_ACTIONS = ("play", "record", "tap", "stream", "send_digits", "refer", "pay", "echo", "transcribe", "hold")
+_FAILURES: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "calling.call.state": lambda p: p.get("end_reason") == "error",
+    "calling.call.connect": _failed("connect_state"),
+    "calling.call.dial": _failed("dial_state"),
+    "calling.call.collect": lambda p: _get(p, "result", "type") == "error" or p.get("state") in _FAILED,
+    "calling.call.detect": lambda p: _get(p, "detect", "params", "event") in _FAILED,
+    "calling.call.fax": lambda p: _get(p, "fax", "type") == "error" or _get(p, "fax", "params", "success") is False,
+    "calling.error": lambda p: True,
+    "messaging.state": lambda p: p.get("message_state") in ("undelivered", "failed"),
+    **{f"calling.call.{action}": _failed("state") for action in _STATEFUL_ACTIONS},
+}
+"""Events that report a failure, highlighted when colour is on."""
+
+_SHOWN_TYPES = {"signalwire.authorization.state": "signalwire.auth.state"}
+"""Abbreviations of types longer than the type column, so the columns after it stay aligned."""
+
+_TYPE_WIDTH = 24
+_PASSED = " · passed"
+
+
 def headline(event_type: str, params: dict[str, Any]) -> str:
     """What happened, in a few words, from the payload's params."""
     make = _HEADLINES.get(event_type)
@@ -381,6 +524,38 @@ Printer = Callable[[dict[str, Any], "bytes | None", Any], bytes]
 
 _MILLIS = tuple(f"{ms:03d}" for ms in range(1000))
 _SECONDS = tuple(f"{second:02d}.".encode() for second in range(60))
+_CLOCK_CELLS = 13
+_CALL_CELLS = 9
+_SGR = re.compile("\x1b\\[[0-9;]*m")
+
+V = TypeVar("V")
+
+
+class _Cache(dict[str, V]):
+    """A dict that forgets everything when its keys and values pass a budget in characters.
+
+    Keys come from the wire, so a count of entries alone bounds nothing: 3,000 call ids of 200 KB each
+    are 600 MB. Each entry also counts a fixed overhead, so many small ones are bounded too.
+    """
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
+        self.used = 0
+
+    def add(self, key: str, value: V, size: int) -> None:
+        cost = len(key) + size + 64
+        if self.used + cost > self.budget:
+            self.clear()
+            self.used = 0
+        self[key] = value
+        self.used += cost
+
+
+_Kind = tuple[bytes, Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], bool] | None, int, int]
+"""What a line of one event type needs: the type cell, the headline maker, the failure test (None when
+colour is off), the type cell's width in cells, and how many characters at the end of the headline
+fitting must keep (`` · passed``). A plain tuple: CPython unpacks only an exact tuple at full speed."""
 
 
 class _PrettyLine:
@@ -391,26 +566,34 @@ class _PrettyLine:
     is one ``bytes.join``. Only the headline is encoded per event: a ``→`` in one str would make the
     whole line two bytes a character, and encoding that back to UTF-8 goes character by character.
 
+    With a ``width`` (a terminal's), the headline and the typed fields are cut to fit it; the clock,
+    type and call cells never are. Failures are highlighted when colour is on. With ``passing``
+    (``relay tail`` hands every offered call back to routing), an inbound call's line says so.
+
     Outbound calls are named before their first dial event carries the id, so tags seen on
     ``calling.call.state`` events map later tag-only dial events to their call. Messages show their
     message id in the call column, so the events of one message share a colour too.
     """
 
-    def __init__(self, style: Style, verbose: bool) -> None:
+    def __init__(self, style: Style, verbose: bool, width: int | None = None, passing: bool = False) -> None:
         self.style = style
         self.verbose = verbose
+        self.width = width
+        self.passing = passing
         self._dim = style.dim
         self._reset = style.reset
+        self._alert = style.code(_ALERT).encode()
+        self._reset_bytes = self._reset.encode()
         self._millis = tuple(f"{ms}{self._reset} ".encode() for ms in _MILLIS)
         self._no_time = (b"", f"{self._dim}--:--:--.---{self._reset} ".encode())
         self._minute = -1
         self._start = self._end = 0.0
         self._clock = b""
         self._second = b""
-        self._kinds: dict[str, tuple[bytes, Callable[[dict[str, Any]], str]]] = {}
-        self._calls: dict[str, bytes] = {}
+        self._kinds: _Cache[_Kind] = _Cache(1 << 20)
+        self._calls: _Cache[bytes] = _Cache(2 << 20)
         self._call_codes = {sgr: style.code(sgr) for sgr in _CALL_COLORS}
-        self._tags: dict[str, str] = {}
+        self._tags: _Cache[str] = _Cache(2 << 20)
 
     def _time(self, ts: Any) -> tuple[bytes, bytes]:
         """The clock cell in two pieces, the second's text and the milliseconds' (with the reset and the
@@ -435,14 +618,24 @@ class _PrettyLine:
             self._end = self._start + 1.0
         return self._second, self._millis[trunc((ts - self._start) * 1000)]
 
-    def _kind(self, event_type: str) -> tuple[bytes, Callable[[dict[str, Any]], str]]:
-        """The type cell and the headline maker of an event type, looked up once per type."""
+    def _kind(self, event_type: str) -> _Kind:
+        """How to show an event type, worked out once per type."""
         kind = self._kinds.get(event_type)
-        if kind is None:
-            cell = f"{self.style.code(family_sgr(event_type))}{escape(event_type) or '-':<24}{self._reset} "
-            kind = (cell.encode(), _HEADLINES.get(event_type) or functools.partial(headline, event_type))
-            if len(self._kinds) < 4096:
-                self._kinds[event_type] = kind
+        if kind is not None:
+            return kind
+        shown = _SHOWN_TYPES.get(event_type) or escape(event_type) or "-"
+        cut = _overflow(shown, _TYPE_WIDTH) if self.width is not None else None
+        if cut is not None:
+            shown = shown[:cut] + "…"
+        pad = " " * max(_TYPE_WIDTH - cells(shown), 0)
+        cell = f"{self.style.code(family_sgr(event_type))}{shown}{pad}{self._reset} ".encode()
+        make = _HEADLINES.get(event_type) or functools.partial(headline, event_type)
+        keep = 0
+        if self.passing and event_type == "calling.call.receive":
+            make, keep = _with_suffix(make, _PASSED), len(_PASSED)
+        failed = _FAILURES.get(event_type) if self.style.color else None
+        kind = (cell, make, failed, cells(shown) + len(pad) + 1, keep)
+        self._kinds.add(event_type, kind, len(cell))
         return kind
 
     def _call(self, params: dict[str, Any]) -> bytes:
@@ -452,19 +645,15 @@ class _PrettyLine:
             call_id = self._call_id(params)
         elif "tag" in params:
             tag = params["tag"]
-            if tag.__class__ is str and tag:
-                if len(self._tags) > 65536:
-                    self._tags.clear()
-                self._tags[tag] = call_id
+            if tag.__class__ is str and tag and self._tags.get(tag) != call_id:
+                self._tags.add(tag, call_id, len(call_id))
         cell = self._calls.get(call_id)
         if cell is None:
             if call_id:
                 cell = f"{self._call_codes[call_sgr(call_id)]}{_short(call_id):<8}{self._reset} ".encode()
             else:
-                cell = b" " * 9
-            if len(self._calls) > 65536:
-                self._calls.clear()
-            self._calls[call_id] = cell
+                cell = b" " * _CALL_CELLS
+            self._calls.add(call_id, cell, len(cell))
         return cell
 
     def _call_id(self, params: dict[str, Any]) -> str:
@@ -491,11 +680,24 @@ class _PrettyLine:
         ts = payload.get("timestamp")
         if ts is None:
             ts = params.get("timestamp")
-        cell, make = self._kinds.get(event_type) or self._kind(event_type)
+        cell, make, failed, kind_cells, keep = self._kinds.get(event_type) or self._kind(event_type)
         what = make(params)
         second, millis = self._time(ts)
-        line = b"".join((second, millis, cell, self._call(params), what.encode(), b"\n"))
+        call = self._call(params)
+        if self.width is not None:
+            call_cells = _CALL_CELLS if call.isascii() else cells(_SGR.sub("", call.decode()))
+            what = self._fit(what, self.width - _CLOCK_CELLS - kind_cells - call_cells, keep)
+        if failed is not None and failed(params):
+            line = b"".join((second, millis, cell, call, self._alert, what.encode(), self._reset_bytes, b"\n"))
+        else:
+            line = b"".join((second, millis, cell, call, what.encode(), b"\n"))
         return line + self._fields(payload).encode() if self.verbose else line
+
+    @staticmethod
+    def _fit(what: str, room: int, keep: int) -> str:
+        if not keep:
+            return fit(what, room)
+        return fit(what[:-keep], room - keep) + what[-keep:]
 
     def _fields(self, payload: dict[str, Any]) -> str:
         try:
@@ -503,8 +705,18 @@ class _PrettyLine:
         except ValueError:
             return ""
         clean = event_json(event)
-        dim, reset = self._dim, self._reset
-        return "".join(f"    {dim}{name}{reset} {_text(clean[name])}\n" for name in event.typed_fields)
+        dim, reset, width = self._dim, self._reset, self.width
+        lines = []
+        for name in event.typed_fields:
+            value = _text(clean[name])
+            if width is not None:
+                value = fit(value, width - 5 - len(name))
+            lines.append(f"    {dim}{name}{reset} {value}\n")
+        return "".join(lines)
+
+
+def _with_suffix(make: Callable[[dict[str, Any]], str], suffix: str) -> Callable[[dict[str, Any]], str]:
+    return lambda p: make(p) + suffix
 
 
 def _json_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
@@ -529,10 +741,31 @@ def _typed_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = N
     return orjson.dumps(event_json(parse_event(payload), raw)) + b"\n"
 
 
-def make_printer(fmt: Format, style: Style, verbose: bool = False) -> Printer | None:
-    """The printer for a format (None for ``none``); each takes the payload and, when known, its bytes and id."""
+def make_printer(
+    fmt: Format,
+    style: Style,
+    verbose: bool = False,
+    *,
+    width: int | None = None,
+    terminal: bool = False,
+    passing: bool = False,
+) -> Printer | None:
+    """The printer for a format (None for ``none``); each takes the payload and, when known, its bytes and id.
+
+    ``width`` fits pretty lines to a terminal (None: unlimited, when piped); ``terminal`` says stdout is
+    one, so the JSON formats escape what :func:`terminal_json` does; ``passing`` marks inbound calls as
+    passed back to routing. Without them the output is what a pipe gets, byte for byte.
+    """
     if fmt is Format.none:
         return None
     if fmt is Format.pretty:
-        return _PrettyLine(style, verbose).__call__  # a bound method is called without the instance-call slot
-    return {Format.json: _json_printer, Format.frame: _frame_printer, Format.typed: _typed_printer}[fmt]
+        # a bound method is called without the instance-call slot
+        return _PrettyLine(style, verbose, width, passing).__call__
+    printer = {Format.json: _json_printer, Format.frame: _frame_printer, Format.typed: _typed_printer}[fmt]
+    if not terminal:
+        return printer
+
+    def escaped(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
+        return terminal_json(printer(payload, raw, frame_id))
+
+    return escaped
