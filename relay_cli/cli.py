@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable, Iterator
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import orjson
 import typer
 
 from relay_cli import __version__
 from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, parse_event
-from relay_cli.filters import EventFilter, FilterError
+from relay_cli.filters import REGEX_TEXT_LIMIT, AmbiguousCallId, EventFilter, FilterError
 from relay_cli.output import Color, ExitCode, Terminal
 from relay_cli.pipeline import Pipeline, without_gc
-from relay_cli.reader import STDIN, BadLine, InputError, Source, entries, to_event, where
+from relay_cli.protocol import PROTOCOL_EVENT_TYPES, Secrets
+from relay_cli.reader import STDIN, BadLine, InputError, Source, entries, to_event, unencodable, where
 from relay_cli.recording import Recorder, RecordingError
-from relay_cli.render import Format, Style, escape, event_json, make_printer, pretty_block
+from relay_cli.render import Format, Style, escape, event_json, make_printer, pretty_block, terminal_width
 from relay_cli.replay import Pacer
 from relay_cli.replay import replay as replay_logs
 
@@ -35,7 +37,15 @@ EXIT_CODES = (
 
 app = typer.Typer(
     name="relay",
-    help=f"See what a SignalWire RELAY account is doing: live, from a recording, or from one payload.\n\n{EXIT_CODES}",
+    help=(
+        "See what a SignalWire RELAY account is doing: live, from a recording, or from one payload.\n\n"
+        "New here? Start with relay tail --demo: a built-in RELAY emulator, no account and no network.\n\n"
+        "Examples:\n"
+        "  relay tail --demo                            # demo calls and messages, live\n"
+        "  relay tail -c office --record office.jsonl   # a context of your space, recorded\n"
+        "  relay calls office.jsonl                     # that recording, one block per call\n\n"
+        f"{EXIT_CODES}"
+    ),
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=True,
@@ -51,7 +61,8 @@ FormatOption = Annotated[
     typer.Option(
         "--format",
         "-o",
-        help="pretty, json (payloads), frame, typed, or none [default: pretty on a terminal, json when piped].",
+        help="pretty (cut to the terminal's width), json (payloads), frame, typed, or none.",
+        show_default="pretty on a terminal, json when piped",
     ),
 ]
 
@@ -87,16 +98,25 @@ def parse(
     fmt: Annotated[
         ParseFormat | None,
         typer.Option(
-            "--format", "-o", help="pretty: a table per event; json: typed JSON lines. [default: pretty on a terminal]"
+            "--format",
+            "-o",
+            help="pretty: a table per event; json: typed JSON lines.",
+            show_default="pretty on a terminal, json when piped",
         ),
     ] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Also fail on event types relay does not know.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Also fail on event types neither the SDK nor the RELAY protocol defines.")
+    ] = False,
     color: ColorOption = Color.auto,
 ) -> None:
     """Show what a payload or frame is, typed: one entry per event.
 
     Takes bare event payloads or whole signalwire.event frames; other JSON-RPC frames are named for
     what they are. Problems are reported as FILE:LINE: message on stderr.
+
+    Examples:
+      relay parse payload.json                     # its type and typed fields, as a table
+      relay parse --strict -o json events.jsonl    # typed JSON; fail on unknown event types
     """
     term = Terminal()
     if file is None and term.stdin_tty:
@@ -107,7 +127,7 @@ def parse(
         with without_gc():
             failed = _parse(term, Source(file or STDIN), pretty, term.style(color), strict)
     except InputError as exc:
-        raise _fail(term, str(exc)) from None
+        raise _fail(term, exc.for_command("parse")) from None
     except BrokenPipeError:
         raise typer.Exit(ExitCode.OK) from None
     if failed:
@@ -133,18 +153,24 @@ def _parse(term: Terminal, source: Source, pretty: bool, style: Style, strict: b
                     else:
                         term.problem(where(source, line), f"not an event: {note}")
                     continue
+                if payload.__class__ is dict and "event_type" not in payload and "params" not in payload:
+                    raise InvalidEvent("not an event: an object with neither event_type nor params")
                 event = parse_event(payload)
             except InvalidEvent as exc:
                 term.problem(where(source, line), str(exc))
                 failed = True
                 continue
-            if strict and event.event_type not in EVENT_CLASS_MAP:
+            if strict and event.event_type not in EVENT_CLASS_MAP and event.event_type not in PROTOCOL_EVENT_TYPES:
                 term.problem(where(source, line), f"unknown event type {event.event_type!r}")
                 failed = True
-            if pretty:
-                out.append((pretty_block(event, style) + "\n").encode())
-            else:
-                out.append(orjson.dumps(event_json(event, raw if payload is value else None)) + b"\n")
+            try:
+                if pretty:
+                    out.append((pretty_block(event, style) + "\n").encode())
+                else:
+                    out.append(orjson.dumps(event_json(event, raw if payload is value else None)) + b"\n")
+            except (orjson.JSONEncodeError, RecursionError) as exc:
+                term.problem(where(source, line), unencodable(exc))
+                failed = True
             if len(out) >= 512:
                 term.stdout.write(b"".join(out))
                 out.clear()
@@ -155,7 +181,7 @@ def _parse(term: Terminal, source: Source, pretty: bool, style: Style, strict: b
 
 
 def _fail(term: Terminal, message: str, code: ExitCode = ExitCode.FAILURE) -> typer.Exit:
-    term.status(message)
+    term.warn(message)
     return typer.Exit(code)
 
 
@@ -167,26 +193,114 @@ ExcludeOption = Annotated[
     list[str] | None, typer.Option("--exclude", "-x", help="Hide event types matching this glob; repeatable.")
 ]
 CallIdOption = Annotated[
-    str | None,
-    typer.Option("--call-id", help="Only events of this call (a unique prefix is enough), dials and peers included."),
+    list[str] | None,
+    typer.Option(
+        "--call-id",
+        help="Only events of this call or message (a unique prefix is enough), dials and peers included;"
+        " repeatable, any matches. A prefix matching two ids stops with an error.",
+    ),
 ]
 WhereOption = Annotated[
     list[str] | None,
-    typer.Option("--where", "-w", help="PATH=VALUE, PATH!=VALUE or PATH~REGEX on the payload; repeatable, all hold."),
+    typer.Option(
+        "--where",
+        "-w",
+        help="PATH=VALUE (== works too), PATH!=VALUE or PATH~REGEX on the payload, e.g. params.call_state=ended;"
+        f" repeatable, all hold. A REGEX sees the first {REGEX_TEXT_LIMIT} characters of the value, and one that could"
+        " backtrack for long on them, such as (a+)+ or a.*b.*c, is refused.",
+    ),
 ]
 LogsArgument = Annotated[
-    list[str], typer.Argument(help="Recordings (JSON Lines, a JSON array or object); - for stdin.", show_default=False)
+    list[str] | None,
+    typer.Argument(help="Recordings (JSON Lines, a JSON array or object); - or nothing for stdin.", show_default=False),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="pretty: add the typed fields under each line.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="On stderr, only warnings and errors: no status lines, no summary.")
+]
+
+
+def _source(ctx: typer.Context, name: str) -> str:
+    """Where an option's value came from: COMMANDLINE, ENVIRONMENT, DEFAULT (click's ParameterSource names)."""
+    source = ctx.get_parameter_source(name)
+    return source.name if source is not None else "DEFAULT"
+
+
+def _spelled(ctx: typer.Context, name: str, value: str | None) -> str:
+    """An option's value as the user gave it: `--ca-file X`, or `SIGNALWIRE_RELAY_CA_FILE='X' (from the environment)`
+    when it came from there."""
+    param = next((p for p in ctx.command.params if p.name == name), None)
+    if param is None or not param.opts:
+        return repr(value)
+    if _source(ctx, name) == "ENVIRONMENT" and isinstance(param.envvar, str):
+        return f"{param.envvar}={value!r} (from the environment)"
+    return f"{param.opts[0]} {value}"
+
+
+def _from_env(ctx: typer.Context, message: str, **values: str | None) -> str:
+    """A message that starts by naming an option (`--space 'x y' must be ...`), naming the environment variable
+    instead when the value came from there: the user never typed the flag, and would look for it in vain."""
+    for name, value in values.items():
+        if value is None or _source(ctx, name) != "ENVIRONMENT":
+            continue
+        param = next(p for p in ctx.command.params if p.name == name)
+        for flag in param.opts:
+            for head in (f"{flag} {value.strip()!r}", f"{flag} {value!r}", f"{flag} {value}"):
+                if message.startswith(head):
+                    return f"{_spelled(ctx, name, value)}: {message[len(head) :].lstrip(': ')}"
+        return f"{message} ({_spelled(ctx, name, value)})"
+    return message
+
+
+def _check_tail_options(ctx: typer.Context, term: Terminal, *, demo: bool, url: str | None) -> None:
+    """Refuse flags that another one given with them would make relay ignore. Values from the environment do
+    not count: SIGNALWIRE_PROJECT_ID set in a shell must not stop `relay tail --demo`. (-v goes with any format
+    here: besides the typed fields of pretty lines, it shows the outcome of each calling.pass on stderr.)"""
+    typed = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name in ("url", "project", "token", "jwt", "space", "ca_file")
+        and p.opts
+        and _source(ctx, p.name) == "COMMANDLINE"
+    ]
+    if demo and typed:
+        raise _fail(
+            term,
+            f"--demo cannot be used with {', '.join(typed)}: --demo runs a built-in emulator, with no account",
+            ExitCode.USAGE,
+        )
+    if url is not None and "--space" in typed:
+        raise _fail(term, "--url and --space cannot be used together: --url names the endpoint itself", ExitCode.USAGE)
+
+
+def _check_verbose(term: Terminal, verbose: bool, fmt: Format | None) -> None:
+    """-v adds typed fields under pretty lines: with any other format, explicit or the default off a terminal, it
+    would be ignored without a word."""
+    shown = term.default_format(fmt)
+    if verbose and shown is not Format.pretty:
+        how = f"--format {shown}" if fmt is not None else f"the format is {shown} (stdout is not a terminal)"
+        raise _fail(
+            term,
+            f"--verbose adds typed fields to pretty output, but {how}: add --format pretty, or drop --verbose",
+            ExitCode.USAGE,
+        )
 
 
 def _filter(
-    term: Terminal, types: list[str] | None, exclude: list[str] | None, call_id: str | None, where: list[str] | None
+    term: Terminal,
+    types: list[str] | None,
+    exclude: list[str] | None,
+    call_id: list[str] | None,
+    where: list[str] | None,
 ) -> Callable[[dict[str, Any]], bool] | None:
-    """The shared filter, or None when nothing filters (the pipeline then skips the call)."""
+    """The shared filter, or None when nothing filters (the pipeline then skips the call).
+
+    Its warnings go to stderr before the run. An ambiguous --call-id prefix ends the run there, with exit 2:
+    it is a usage error found late, and the events of the first call shown so far stay shown.
+    """
 
     def ambiguous(prefix: str, ids: list[str]) -> None:
-        term.status(f"--call-id {prefix} is ambiguous: it matches {', '.join(ids)}")
+        raise _fail(term, str(AmbiguousCallId(prefix, ids)), ExitCode.USAGE)
 
     try:
         flt = EventFilter(
@@ -194,11 +308,14 @@ def _filter(
         )
     except FilterError as exc:
         raise _fail(term, str(exc), ExitCode.USAGE) from None
+    for warning in flt.warnings:
+        term.warn(warning)
     return flt.predicate if flt.active else None
 
 
 @app.command(epilog=EXIT_CODES)
 def tail(
+    ctx: typer.Context,
     context: Annotated[
         list[str] | None,
         typer.Option("--context", "-c", help="Receive inbound calls and messages on this context; repeatable."),
@@ -234,9 +351,21 @@ def tail(
         typer.Option("--ca-file", envvar="SIGNALWIRE_RELAY_CA_FILE", help="CA bundle to trust for wss://."),
     ] = None,
     demo: Annotated[
-        bool, typer.Option("--demo", help="Tail a built-in RELAY emulator: no account, no network.")
+        bool,
+        typer.Option(
+            "--demo",
+            help="Tail a built-in RELAY emulator: no account, no network. It serves no app, so its calls are kept.",
+        ),
     ] = False,
     rate: Annotated[float, typer.Option("--rate", min=0, help="With --demo: demo events per second.")] = 5.0,
+    keep_calls: Annotated[
+        bool,
+        typer.Option(
+            "--keep-calls",
+            help="Do not pass offered calls back to routing: only for a context no app serves (a call relay keeps"
+            " rings unanswered, as the server offers each call to one subscriber). --demo always keeps them.",
+        ),
+    ] = False,
     types: TypeOption = None,
     exclude: ExcludeOption = None,
     call_id: CallIdOption = None,
@@ -249,72 +378,134 @@ def tail(
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Exit after showing N events.")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="Exit after this many seconds.")] = None,
     color: ColorOption = Color.auto,
+    quiet: QuietOption = False,
 ) -> None:
     """Watch a RELAY session live: connect, ACK and show every event, optionally recording them.
 
     Status lines and the closing summary go to stderr; stdout carries events only.
+
+    Every call offered on a context is passed back to routing (calling.pass) so that the app serving the
+    context still gets it; --keep-calls turns that off. Inbound messages cannot be passed.
+
+    Examples:
+      relay tail --demo                                   # demo traffic from a built-in emulator
+      relay tail -c office --record office.jsonl          # a context of your space, recorded
+      relay tail -t 'calling.call.*' -w params.call_state=ended -o json | jq .params.call_id
     """
     import ssl  # here, as the live modules are: at the top it would slow every command's start-up
 
     from relay_cli.live import Demo, run_tail
-    from relay_cli.session import Credentials, RelaySession, SessionConfig, SessionError, endpoint_url
+    from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer, OutputError
+    from relay_cli.session import (
+        Credentials,
+        RelaySession,
+        SessionConfig,
+        SessionError,
+        endpoint_url,
+        is_loopback_url,
+    )
 
-    term = Terminal()
+    term = Terminal(quiet=quiet, secrets=Secrets(token, jwt))
+    _check_tail_options(ctx, term, demo=demo, url=url)
     contexts = list(context or (["default"] if demo else []))
     credentials = Credentials(project=project, token=token, jwt=jwt)
-    if not demo:
-        if not jwt and not project:
-            raise _fail(
-                term, "missing project: pass --project or set SIGNALWIRE_PROJECT_ID (or use --jwt)", ExitCode.USAGE
+    if not demo and not jwt and not (project and token):
+        missing = " and ".join(
+            f"--{name} (or {var})"
+            for name, var, given in (
+                ("project", "SIGNALWIRE_PROJECT_ID", project),
+                ("token", "SIGNALWIRE_API_TOKEN", token),
             )
-        if not jwt and not token:
-            raise _fail(term, "missing token: pass --token or set SIGNALWIRE_API_TOKEN (or use --jwt)", ExitCode.USAGE)
+            if not given
+        )
+        raise _fail(term, f"missing {missing}; or give --jwt (or SIGNALWIRE_JWT_TOKEN) instead", ExitCode.USAGE)
     try:
         endpoint = endpoint_url(url=url, host=space) if not demo else "ws://127.0.0.1"
         tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
     except SessionError as exc:
-        raise _fail(term, str(exc), ExitCode.USAGE) from None
+        raise _fail(term, _from_env(ctx, str(exc), space=space), ExitCode.USAGE) from None
     except (OSError, ssl.SSLError) as exc:
-        raise _fail(term, f"--ca-file {ca_file}: cannot load: {exc}", ExitCode.USAGE) from None
+        raise _fail(term, f"{_spelled(ctx, 'ca_file', ca_file)}: cannot load: {exc}", ExitCode.USAGE) from None
     accept = _filter(term, types, exclude, call_id, where)
     if not contexts:
-        term.status("no --context given: inbound calls and messages will not arrive, only events of calls you make")
+        term.warn("no --context given: inbound calls and messages will not arrive, only events of calls you make")
+    elif not demo and not is_loopback_url(endpoint):
+        term.warn(
+            "inbound messages cannot be passed: messages relay receives on a context an app serves do not reach the app"
+        )
     recorder = None
     if record:
         try:
             recorder = Recorder(record)
         except RecordingError as exc:
             raise _fail(term, str(exc)) from None
+    # The emulator of --demo serves no app: its calls are kept, to show what an app's session sees.
+    passing = not (keep_calls or demo)
     fmt = term.default_format(fmt)
+    kept = "; the recording keeps them" if recorder is not None else ""
+    blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): events are left out of the display{kept}"
+    output = OutBuffer(term.stdout.fileno(), on_full=lambda: term.warn(blocked))
     pipeline = Pipeline(
-        out=term.stdout,
-        printer=make_printer(fmt, term.style(color), verbose),
+        out=output,
+        printer=make_printer(
+            fmt,
+            term.style(color),
+            verbose,
+            width=terminal_width(term.stdout_tty),
+            terminal=term.stdout_tty,
+            passing=passing,
+        ),
         accept=accept,
-        recorder=recorder,
         count=count,
         flush=True,
     )
-    config = SessionConfig(url=endpoint, credentials=credentials, contexts=contexts, ssl=tls)
-    session = RelaySession(config, status=term.status, problem=term.status)
+    config = SessionConfig(url=endpoint, credentials=credentials, contexts=contexts, ssl=tls, pass_calls=passing)
+    # The recorder writes each event before its ACK: an ACKed event is in the recording.
+    session = RelaySession(
+        config,
+        status=term.status,
+        problem=term.warn,
+        debug=term.status if verbose else lambda _: None,
+        on_event=recorder.write if recorder is not None else None,
+        secrets=term.secrets,
+    )
+    wait: float | None = 1.0
     try:
         result = run_tail(session, pipeline, timeout=timeout, demo=Demo(rate=rate) if demo else None)
+        if not result.code:
+            wait = None
     except RecordingError as exc:
         raise _fail(term, str(exc)) from None
     except BrokenPipeError:
         raise typer.Exit(ExitCode.OK) from None
+    except OutputError as exc:
+        raise _fail(term, f"cannot write to stdout: {exc.strerror}") from None
     finally:
         if recorder is not None:
             recorder.close()
+        # A normal end waits for a slow reader of the output; a signal or a failure ends within a second.
+        flushed = output.close(limit=wait)
+    if isinstance(pipeline.output_error, BrokenPipeError) or output.broken:
+        raise typer.Exit(ExitCode.OK)
+    if output.error is not None:
+        raise _fail(term, f"cannot write to stdout: {output.error.strerror}")
     if result.error:
-        term.status(result.error)
+        check = "check --project/SIGNALWIRE_PROJECT_ID, --token/SIGNALWIRE_API_TOKEN (or --jwt/SIGNALWIRE_JWT_TOKEN)"
+        term.warn(f"{result.error}; {check} and --space/SIGNALWIRE_SPACE" if result.auth_failed else result.error)
     stats = session.stats
     extra = {"reconnects": stats.reconnects, "malformed frames": stats.malformed}
     if stats.duplicates:
         extra["redelivered duplicates hidden"] = stats.duplicates
     for line in pipeline.tally.summary(**extra):
         term.status(line)
+    if pipeline.hidden:
+        term.warn(f"{pipeline.hidden} events not shown: stdout was blocked")
+    if not flushed:
+        term.warn(f"{output.pending} bytes of output not written: stdout was blocked at exit")
     if result.code:
         raise typer.Exit(result.code)
+    if pipeline.hidden or not flushed:
+        raise typer.Exit(ExitCode.FAILURE)
 
 
 @app.command(epilog=EXIT_CODES)
@@ -340,14 +531,22 @@ def serve(
     replay: Annotated[
         str | None, typer.Option("--replay", help="Send the events of this recording instead of demo traffic.")
     ] = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Run a local RELAY emulator: real protocol, demo call and message traffic, no account needed."""
+    """Run a local RELAY emulator: real protocol, demo call and message traffic, no account needed.
+
+    Point relay tail --url, or any RELAY client, at the ws:// address it prints; Ctrl-C stops it.
+
+    Examples:
+      relay serve --seed 1                                # the same demo traffic on every run
+      relay tail --url ws://127.0.0.1:8765 --project p --token t -c default   # in another terminal
+    """
     import ssl
 
     from relay_cli.emulator import Emulator
     from relay_cli.live import run_serve
 
-    term = Terminal()
+    term = Terminal(quiet=quiet)
     tls = None
     if certfile or keyfile:
         if not (certfile and keyfile):
@@ -375,14 +574,14 @@ def serve(
     )
     result = run_serve(emulator, term.status)
     if result.error:
-        term.status(result.error)
+        term.warn(result.error)
     if result.code:
         raise typer.Exit(result.code)
 
 
 @app.command(epilog=EXIT_CODES)
 def replay(
-    logs: LogsArgument,
+    logs: LogsArgument = None,
     types: TypeOption = None,
     exclude: ExcludeOption = None,
     call_id: CallIdOption = None,
@@ -422,6 +621,10 @@ def replay(
 
     Bad lines are reported as FILE:LINE: message on stderr and skipped; a truncated last line (a
     recorder killed mid-write) is only a warning.
+
+    Examples:
+      relay replay office.jsonl                           # as relay tail showed it, at full speed
+      relay replay office.jsonl --speed 10 -t 'messaging.*'   # messages only, ten times real time
     """
     _replay(
         Terminal(),
@@ -445,7 +648,7 @@ def replay(
 
 @app.command(epilog=EXIT_CODES)
 def calls(
-    logs: LogsArgument,
+    logs: LogsArgument = None,
     call_id: CallIdOption = None,
     types: TypeOption = None,
     exclude: ExcludeOption = None,
@@ -457,6 +660,10 @@ def calls(
 
     Times are relative to the call's first event; calls with no end state and events out of lifecycle
     order are flagged. The same as relay replay --by-call.
+
+    Examples:
+      relay calls office.jsonl                            # every call and message, one block each
+      relay calls office.jsonl --call-id 8d19 -s          # one call, then the summary
     """
     _replay(
         Terminal(),
@@ -475,16 +682,17 @@ def calls(
         by_call=True,
         color=color,
         jobs=1,
+        command="calls",
     )
 
 
 def _replay(
     term: Terminal,
-    logs: list[str],
+    logs: list[str] | None,
     *,
     types: list[str] | None,
     exclude: list[str] | None,
-    call_id: str | None,
+    call_id: list[str] | None,
     where: list[str] | None,
     fmt: Format | None,
     verbose: bool,
@@ -496,21 +704,34 @@ def _replay(
     by_call: bool,
     color: Color,
     jobs: int | None,
+    command: str = "replay",
 ) -> None:
+    if not logs:
+        if term.stdin_tty:
+            raise _fail(
+                term, f"no input: give a FILE, or pipe JSON into stdin (relay {command} --help)", ExitCode.USAGE
+            )
+        logs = [STDIN]
     if follow and len(logs) > 1:
         raise _fail(term, "--follow reads one recording at a time", ExitCode.USAGE)
     if logs.count(STDIN) > 1:
         raise _fail(term, "stdin (-) can be read only once", ExitCode.USAGE)
+    if by_call and (fmt is not None or verbose):
+        flag = "--verbose" if verbose else f"--format {fmt}"
+        raise _fail(term, f"--by-call and {flag} cannot be used together: --by-call prints call blocks", ExitCode.USAGE)
+    _check_verbose(term, verbose, fmt)
     style = term.style(color)
     tracker = None
+    # The tracker judges each call's lifecycle on all of its events: the filters (--call-id too) choose which
+    # calls to show, a call being shown when the filter took one of its events (a peer leg names its parent).
+    accept = _filter(term, types, exclude, call_id, where)
     if by_call:
         from relay_cli.calls import CallTracker
 
-        tracker = CallTracker(style=style, call_id=call_id)
-    # Calls are narrowed by the tracker, which also keeps the peer legs of the chosen call.
-    accept = _filter(term, types, exclude, None if by_call else call_id, where)
+        tracker = CallTracker(style=style, accept=accept)
+        accept = None
     fmt = term.default_format(fmt)
-    printer = make_printer(fmt, style, verbose)
+    printer = make_printer(fmt, style, verbose, width=terminal_width(term.stdout_tty), terminal=term.stdout_tty)
     if tracker is not None:
         printer = tracker.feed_bytes
     totals = None
@@ -532,24 +753,30 @@ def _replay(
         jobs = 1
     elif jobs is None:
         jobs = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
-    interrupted = False
+    interrupted = stopped = False
     with _progress(term, logs, enabled=not follow) as progress:
         try:
             stats = replay_logs(
                 logs, pipeline, problem=term.problem, pacer=pacer, follow=follow, progress=progress, jobs=jobs
             )
         except InputError as exc:
-            raise _fail(term, str(exc)) from None
+            raise _fail(term, exc.for_command(command)) from None
         except BrokenPipeError:
             raise typer.Exit(ExitCode.OK) from None
         except KeyboardInterrupt:
             interrupted = True
+        except SystemExit:  # SIGTERM while workers run (see relay_cli.fanout)
+            stopped = True
+            raise
         finally:
-            with contextlib.suppress(BrokenPipeError):
-                pipeline.drain()
-                if tracker is not None and not interrupted:
-                    term.stdout.write(tracker.finish().encode())
-                    term.stdout.flush()
+            if (interrupted or stopped) and not _regular_file(term.stdout):
+                _abandon_output(term.stdout)
+            else:
+                with contextlib.suppress(BrokenPipeError):
+                    pipeline.drain()
+                    if tracker is not None and not interrupted:
+                        term.stdout.write(tracker.finish().encode())
+                        term.stdout.flush()
     if totals is not None:
         if not interrupted:
             totals.malformed(stats.bad)
@@ -560,6 +787,25 @@ def _replay(
     if stats.bad:
         term.status(f"{stats.bad} bad line{'s' if stats.bad != 1 else ''} skipped")
         raise typer.Exit(ExitCode.FAILURE)
+
+
+def _regular_file(stream: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _abandon_output(stream: IO[bytes]) -> None:
+    """After Ctrl-C or SIGTERM, drop what is not written yet: a pipe or terminal nobody reads must not hold the
+    exit up. Pointing the descriptor at /dev/null also keeps the interpreter's own flush at exit from blocking."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
 
 
 @contextlib.contextmanager
@@ -588,8 +834,15 @@ def _load_recording(term: Terminal, path: str) -> list[dict[str, Any]]:
                 continue
             payload, note = to_event(value)
             if note is None and isinstance(payload, dict):
+                try:
+                    orjson.dumps(payload)  # the emulator sends each in a frame: one it cannot encode is a bad line
+                except orjson.JSONEncodeError as exc:
+                    term.problem(where(source, line), unencodable(exc))
+                    continue
                 payloads.append(payload)
-    except (InputError, InvalidEvent) as exc:
+    except InputError as exc:
+        raise _fail(term, exc.for_command("serve --replay")) from None
+    except InvalidEvent as exc:
         raise _fail(term, str(exc)) from None
     if not payloads:
         raise _fail(term, f"{path}: no events to replay")
