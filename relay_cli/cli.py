@@ -24,7 +24,16 @@ from relay_cli.pipeline import Pipeline, without_gc
 from relay_cli.protocol import PROTOCOL_EVENT_TYPES, Secrets
 from relay_cli.reader import STDIN, BadLine, InputError, Source, entries, to_event, unencodable, where
 from relay_cli.recording import Recorder, RecordingError
-from relay_cli.render import Format, Style, escape, event_json, make_printer, pretty_block, terminal_width
+from relay_cli.render import (
+    Format,
+    Style,
+    escape,
+    event_json,
+    make_printer,
+    pretty_block,
+    terminal_json,
+    terminal_width,
+)
 from relay_cli.replay import Pacer
 from relay_cli.replay import replay as replay_logs
 
@@ -120,8 +129,7 @@ def parse(
     """
     term = Terminal()
     if file is None and term.stdin_tty:
-        term.status("no input: give a FILE, or pipe JSON into stdin (relay parse --help)")
-        raise typer.Exit(ExitCode.USAGE)
+        raise _fail(term, "no input: give a FILE, or pipe JSON into stdin (relay parse --help)", ExitCode.USAGE)
     pretty = fmt is ParseFormat.pretty or (fmt is None and term.stdout_tty)
     try:
         with without_gc():
@@ -167,7 +175,8 @@ def _parse(term: Terminal, source: Source, pretty: bool, style: Style, strict: b
                 if pretty:
                     out.append((pretty_block(event, style) + "\n").encode())
                 else:
-                    out.append(orjson.dumps(event_json(event, raw if payload is value else None)) + b"\n")
+                    data = orjson.dumps(event_json(event, raw if payload is value else None)) + b"\n"
+                    out.append(terminal_json(data) if term.stdout_tty else data)
             except (orjson.JSONEncodeError, RecursionError) as exc:
                 term.problem(where(source, line), unencodable(exc))
                 failed = True
@@ -269,6 +278,8 @@ def _check_tail_options(ctx: typer.Context, term: Terminal, *, demo: bool, url: 
             f"--demo cannot be used with {', '.join(typed)}: --demo runs a built-in emulator, with no account",
             ExitCode.USAGE,
         )
+    if not demo and _source(ctx, "rate") == "COMMANDLINE":
+        raise _fail(term, "--rate paces the built-in emulator's traffic: it goes with --demo", ExitCode.USAGE)
     if url is not None and "--space" in typed:
         raise _fail(term, "--url and --space cannot be used together: --url names the endpoint itself", ExitCode.USAGE)
 
@@ -753,12 +764,15 @@ def _replay(
         jobs = 1
     elif jobs is None:
         jobs = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
-    interrupted = stopped = False
+    interrupted = stopped = refused = False
     with _progress(term, logs, enabled=not follow) as progress:
         try:
             stats = replay_logs(
                 logs, pipeline, problem=term.problem, pacer=pacer, follow=follow, progress=progress, jobs=jobs
             )
+        except typer.Exit:  # an ambiguous --call-id, found on the way: the held call blocks are not the answer
+            refused = True
+            raise
         except InputError as exc:
             raise _fail(term, exc.for_command(command)) from None
         except BrokenPipeError:
@@ -774,7 +788,7 @@ def _replay(
             else:
                 with contextlib.suppress(BrokenPipeError):
                     pipeline.drain()
-                    if tracker is not None and not interrupted:
+                    if tracker is not None and not (interrupted or refused):
                         term.stdout.write(tracker.finish().encode())
                         term.stdout.flush()
     if totals is not None:

@@ -34,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.protocol import State
 
+from relay_cli.burst import BurstServerConnection
 from relay_cli.demo import DemoTraffic
 from relay_cli.protocol import (
     AUTH_FAILED,
@@ -127,46 +128,6 @@ class _Gone(Exception):
     """The connection closed while waiting for ``thaw()``."""
 
 
-class _Connection(ServerConnection):
-    """A server connection that can write a burst of text frames with one socket write.
-
-    One ``send`` per frame costs a syscall and a TCP segment per event, which caps throughput well below what
-    benchmarks need; joining a burst into one write also lets the client parse many frames per read.
-    """
-
-    async def send_texts(self, messages: Sequence[bytes]) -> None:
-        """Send each UTF-8 message as one text frame, with ``send``'s checks and flow control."""
-        async with self.send_context():
-            for message in messages:
-                self.protocol.send_text(message)
-
-    def send_data(self) -> None:
-        chunks = self.protocol.data_to_send()
-        eof = bool(chunks) and not chunks[-1]
-        data = b"".join(chunks)
-        if data:
-            self.transport.write(data)
-        if eof:
-            # As the base class does for SEND_EOF: half-close when the transport can, else close.
-            if self.transport.can_write_eof():
-                with contextlib.suppress(Exception):
-                    self.transport.write_eof()
-            else:
-                self.transport.close()
-
-    def write_texts(self, messages: Sequence[bytes]) -> None:
-        """Write text frames at once, without waiting for the socket to drain; nothing on a closing connection.
-
-        For frames another connection's task produces (a rerouted call's events, an offer after a pass): written
-        synchronously they keep their place among this connection's own writes. Callers wait for
-        :meth:`drain` afterwards where a slow reader must hold them back.
-        """
-        if self.protocol.state is State.OPEN:
-            for message in messages:
-                self.protocol.send_text(message)
-            self.send_data()
-
-
 class _InboundCall:
     """An inbound call as routing sees it: whom it is offered to now, who had it before, whether it still rings."""
 
@@ -221,7 +182,7 @@ class _Session:
 class _Conn:
     """One socket and the tasks feeding it."""
 
-    def __init__(self, ws: _Connection) -> None:
+    def __init__(self, ws: BurstServerConnection) -> None:
         self.ws = ws
         self.session: _Session | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -334,7 +295,7 @@ class Emulator:
             close_timeout=DISCONNECT_GRACE,
             max_queue=64,
             compression=None,
-            create_connection=_Connection,
+            create_connection=BurstServerConnection,
         )
         port = self._server.sockets[0].getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -455,7 +416,7 @@ class Emulator:
     # -- connection handling -------------------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        assert isinstance(ws, _Connection)
+        assert isinstance(ws, BurstServerConnection)
         conn = _Conn(ws)
         self._conns.add(conn)
         self.stats.connections += 1

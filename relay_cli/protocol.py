@@ -17,6 +17,8 @@ from typing import Any
 from relay_cli import __version__
 
 __all__ = [
+    "ACK_HEAD",
+    "ACK_TAIL",
     "AGENT",
     "AUTH_FAILED",
     "BAD_AUTH_STATE",
@@ -25,6 +27,7 @@ __all__ = [
     "CALL_PASS",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
+    "MAX_CONTAINERS",
     "MAX_FRAME",
     "METHOD_NOT_FOUND",
     "MIN_SECRET_LENGTH",
@@ -51,6 +54,7 @@ __all__ = [
     "redact_text",
     "request",
     "result",
+    "too_many_containers",
     "without_secrets",
 ]
 
@@ -66,6 +70,12 @@ METHOD_NOT_FOUND = -32601
 
 MAX_FRAME = 10 * 2**20
 """The largest frame either end accepts, and the longest line relay reads from a recording."""
+ACK_HEAD = b'{"jsonrpc":"2.0","id":'
+ACK_TAIL = b',"result":{}}'
+"""An event's ACK is ``ACK_HEAD + orjson.dumps(id) + ACK_TAIL``: the same bytes as ``ack(id)``, built on the hot
+path without a dict."""
+MAX_CONTAINERS = 100_000
+"""More arrays and objects than a RELAY frame ever holds: decoded, a 10 MiB frame of ``[]`` takes 300 MB."""
 PROTOCOL_EVENT_TYPES = frozenset({"signalwire.authorization.state"})
 """Event types RELAY itself defines, beyond the SDK's typed calling and messaging events."""
 
@@ -175,6 +185,11 @@ def connect_params(
     if authorization_state:
         params["authorization_state"] = authorization_state
     return params
+
+
+def too_many_containers(raw: bytes) -> bool:
+    """Whether encoded JSON would take far more memory decoded than its size: only big frames are counted."""
+    return len(raw) > 2**20 and raw.count(b"[") + raw.count(b"{") > MAX_CONTAINERS
 
 
 def is_success(value: Any) -> bool:

@@ -321,6 +321,25 @@ def test_a_payload_nested_too_deeply_to_re_encode_is_acked_reported_and_skipped(
     assert "1 malformed frames" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_big_frame_of_countless_arrays_is_reported_without_decoding_it() -> None:
+    """Decoded, 2 MiB of ``[]`` would take tens of MB; 10 MiB of it, 300 MB: the frame is skipped unread."""
+    flood = ",".join(["[]"] * 700_000)
+    payload = f'{{"event_type":"x","params":{{"v":[{flood}]}}}}'
+    frame = f'{{"jsonrpc":"2.0","id":"flood","method":"signalwire.event","params":{payload}}}'
+
+    async def script(conn: Conn) -> None:
+        await conn.ws.send(frame)
+        await conn.event(play("c1"), "e1")
+        await conn.closed.wait()
+
+    with served(script) as server:
+        result = relay("tail", "--url", server.url, *CREDS, "-c", "office", "-o", "json", "-n", "1")
+    assert result.returncode == 0, result.stderr
+    assert [e["event_type"] for e in map(orjson.loads, result.stdout.splitlines())] == ["calling.call.play"]
+    assert "skipped a malformed frame (over 100,000 arrays and objects)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_reconnects_back_off_until_a_connection_stays_up() -> None:
     """A server that delivers the same frame and drops every connection gets fewer and fewer attempts."""
 
@@ -333,7 +352,7 @@ def test_reconnects_back_off_until_a_connection_stays_up() -> None:
         async with TinyRelay(script) as server:
             statuses: list[str] = []
             options = {"backoff_initial": 0.02, "backoff_max": 0.16, "stable_after": stable_after}
-            session = RelaySession(config(server.url, **options), status=statuses.append)
+            session = RelaySession(config(server.url, **options), status=statuses.append, problem=statuses.append)
 
             async def consume() -> None:
                 async for _ in session.events():
@@ -364,7 +383,9 @@ def test_a_frame_over_the_limit_is_reported_as_such() -> None:
 
         async with TinyRelay(script) as server:
             statuses: list[str] = []
-            session = RelaySession(config(server.url, backoff_initial=0.05), status=statuses.append)
+            session = RelaySession(
+                config(server.url, backoff_initial=0.05), status=statuses.append, problem=statuses.append
+            )
 
             async def consume() -> None:
                 async for _ in session.events():
@@ -501,7 +522,9 @@ def test_a_server_starting_up_is_waited_for() -> None:
             await conn.event(play("c1"), "e1")
             await conn.closed.wait()
 
-        session = RelaySession(config(f"ws://127.0.0.1:{port}", connect_retry_delay=0.2), status=statuses.append)
+        session = RelaySession(
+            config(f"ws://127.0.0.1:{port}", connect_retry_delay=0.2), status=statuses.append, problem=statuses.append
+        )
         events = session.events()
         first = asyncio.ensure_future(anext(events))
         while not any("cannot connect" in s for s in statuses):
@@ -531,7 +554,9 @@ def test_after_a_first_session_reconnecting_goes_on_past_the_first_retries() -> 
 
         server = TinyRelay(script)
         await server.__aenter__()
-        session = RelaySession(config(server.url, backoff_initial=0.01, backoff_max=0.02), status=statuses.append)
+        session = RelaySession(
+            config(server.url, backoff_initial=0.01, backoff_max=0.02), status=statuses.append, problem=statuses.append
+        )
 
         async def consume() -> None:
             async for _ in session.events():
@@ -569,7 +594,11 @@ def test_a_refused_resume_connects_fresh_at_once_with_one_line_and_no_secret() -
 
         async with TinyRelay(script, refuse_resume=True) as server:
             statuses: list[str] = []
-            session = RelaySession(config(server.url, backoff_initial=0.05, backoff_max=60), status=statuses.append)
+            session = RelaySession(
+                config(server.url, backoff_initial=0.05, backoff_max=60),
+                status=statuses.append,
+                problem=statuses.append,
+            )
             async for item in session.events():
                 if item.id == "e1":
                     break

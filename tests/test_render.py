@@ -244,6 +244,15 @@ def test_relay_replay_json_on_a_terminal_escapes_bidi_overrides(tmp_path: Path) 
     assert "\u202e" not in out and "\x9b" not in out and orjson.loads(out)["params"]["body"] == HOSTILE
 
 
+def test_relay_parse_json_on_a_terminal_escapes_bidi_overrides(tmp_path: Path) -> None:
+    payload = event("messaging.receive", message_id="m1", from_number="+1555", to_number="+1666", body=HOSTILE)
+    log = tmp_path / "hostile.json"
+    log.write_bytes(orjson.dumps(payload))
+    code, out, err = on_terminal("parse", str(log), "-o", "json")
+    assert code == 0, err
+    assert "\u202e" not in out and "\x9b" not in out and orjson.loads(out)["params"]["body"] == HOSTILE
+
+
 # -- colours -------------------------------------------------------------------------------------------
 
 ALERT = "\x1b[1;31m"

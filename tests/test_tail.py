@@ -271,7 +271,7 @@ def test_half_open_socket_is_detected_by_an_unanswered_ping() -> None:
                 idle_timeout=30,
                 backoff_initial=0.1,
             )
-            session = RelaySession(config, status=statuses.append)
+            session = RelaySession(config, status=statuses.append, problem=statuses.append)
             seen = 0
             async for _ in session.events():
                 seen += 1
@@ -297,7 +297,7 @@ def test_silence_longer_than_the_idle_limit_reconnects() -> None:
             config = SessionConfig(
                 url=emu.url, credentials=Credentials("p", "t"), ping_interval=60, idle_timeout=0.5, backoff_initial=0.1
             )
-            session = RelaySession(config, status=statuses.append)
+            session = RelaySession(config, status=statuses.append, problem=statuses.append)
 
             async def consume() -> None:
                 async for _ in session.events():
@@ -388,10 +388,9 @@ def test_an_event_delivered_twice_is_acked_twice_but_shown_once() -> None:
 
 def test_the_prebuilt_ack_is_the_protocol_ack() -> None:
     from relay_cli import protocol
-    from relay_cli.session import _ACK_HEAD, _ACK_TAIL
 
     for frame_id in ("evt-1", 7, 'ü"x'):
-        assert _ACK_HEAD + orjson.dumps(frame_id) + _ACK_TAIL == orjson.dumps(protocol.ack(frame_id))
+        assert protocol.ACK_HEAD + orjson.dumps(frame_id) + protocol.ACK_TAIL == orjson.dumps(protocol.ack(frame_id))
 
 
 def test_a_refused_resume_falls_back_to_a_fresh_session() -> None:
@@ -403,7 +402,7 @@ def test_a_refused_resume_falls_back_to_a_fresh_session() -> None:
             config = SessionConfig(
                 url=emu.url, credentials=Credentials("p", "t"), contexts=["default"], backoff_initial=0.1
             )
-            session = RelaySession(config, status=statuses.append)
+            session = RelaySession(config, status=statuses.append, problem=statuses.append)
             seen = 0
             async for _ in session.events():
                 seen += 1
