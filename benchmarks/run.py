@@ -1022,8 +1022,8 @@ def bench_tail_throughput(ctx: Context) -> list[Row]:
     )
     return [
         Row(
-            f"`relay tail --url EMU --keep-calls --count {count:,} --format json >/dev/null` vs minimal websockets+orjson "
-            f"client, ACKing every event (emulator rate 0; first event sent to last line written; "
+            f"`relay tail --url EMU --keep-calls --count {count:,} --format json >/dev/null` vs minimal "
+            f"websockets+orjson client, ACKing every event (emulator rate 0; first event sent to last line written; "
             f"best of {LIVE_ROUNDS})",
             f"{fmt_int(ours.rate)} ev/s",
             f"minimal {fmt_int(base.rate)} ev/s",
