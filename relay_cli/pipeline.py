@@ -116,12 +116,14 @@ class Pipeline:
                 if len(pending) >= 512:
                     drain()
                 elif flush:
+                    if self.output_error is not None:
+                        return False
                     if self.when_idle is None:
                         drain()
                     elif not self._flush_due:
                         self._flush_due = True
                         self.when_idle(self._idle_flush)
-            return not (limit and tally.shown >= limit) and self.output_error is None
+            return not limit or tally.shown < limit
 
         def feed(payload: dict[str, Any], data: bytes | None, frame_id: Any = None) -> bool:
             by_type[payload.get("event_type", "")] += 1

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from math import trunc
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -481,27 +481,25 @@ _HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+_NOTHING: tuple[str, ...] = ()
 _FAILED = ("error", "failed")
-
-
-def _failed(key: str) -> Callable[[dict[str, Any]], bool]:
-    """The failure test of an action whose state is at ``key``: one comparison, as it runs per event."""
-    return lambda p: p.get(key) in _FAILED
-
-
+"""Tuples, not sets: a value from the wire may be unhashable (a dict), and a tuple compares instead."""
 _STATEFUL_ACTIONS = ("play", "record", "tap", "stream", "send_digits", "refer", "pay", "echo", "transcribe", "hold")
+_FAILED_STATES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "calling.call.state": ("end_reason", ("error",)),
+    "calling.call.connect": ("connect_state", _FAILED),
+    "calling.call.dial": ("dial_state", _FAILED),
+    "messaging.state": ("message_state", ("undelivered", "failed")),
+    **{f"calling.call.{action}": ("state", _FAILED) for action in _STATEFUL_ACTIONS},
+}
+"""Events that report a failure in one key of their params, and its failure values: tested inline, per event."""
 _FAILURES: dict[str, Callable[[dict[str, Any]], bool]] = {
-    "calling.call.state": lambda p: p.get("end_reason") == "error",
-    "calling.call.connect": _failed("connect_state"),
-    "calling.call.dial": _failed("dial_state"),
     "calling.call.collect": lambda p: _get(p, "result", "type") == "error" or p.get("state") in _FAILED,
     "calling.call.detect": lambda p: _get(p, "detect", "params", "event") in _FAILED,
     "calling.call.fax": lambda p: _get(p, "fax", "type") == "error" or _get(p, "fax", "params", "success") is False,
     "calling.error": lambda p: True,
-    "messaging.state": lambda p: p.get("message_state") in ("undelivered", "failed"),
-    **{f"calling.call.{action}": _failed("state") for action in _STATEFUL_ACTIONS},
 }
-"""Events that report a failure, highlighted when colour is on."""
+"""The other events that can report a failure, with their tests. Failures are highlighted when colour is on."""
 
 _SHOWN_TYPES = {"signalwire.authorization.state": "signalwire.auth.state"}
 """Abbreviations of types longer than the type column, so the columns after it stay aligned."""
@@ -531,31 +529,42 @@ _SGR = re.compile("\x1b\\[[0-9;]*m")
 V = TypeVar("V")
 
 
-class _Cache(dict[str, V]):
+class _Cache(Generic[V]):
     """A dict that forgets everything when its keys and values pass a budget in characters.
 
     Keys come from the wire, so a count of entries alone bounds nothing: 3,000 call ids of 200 KB each
-    are 600 MB. Each entry also counts a fixed overhead, so many small ones are bounded too.
+    are 600 MB. Each entry also counts a fixed overhead, so many small ones are bounded too. Lookups go
+    to ``get``, the plain dict's own method (a dict subclass's costs a third more, on the hot path).
     """
 
     def __init__(self, budget: int) -> None:
-        super().__init__()
+        self.data: dict[str, V] = {}
+        self.get = self.data.get
         self.budget = budget
         self.used = 0
 
     def add(self, key: str, value: V, size: int) -> None:
         cost = len(key) + size + 64
         if self.used + cost > self.budget:
-            self.clear()
+            self.data.clear()
             self.used = 0
-        self[key] = value
+        self.data[key] = value
         self.used += cost
 
 
-_Kind = tuple[bytes, Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], bool] | None, int, int]
-"""What a line of one event type needs: the type cell, the headline maker, the failure test (None when
-colour is off), the type cell's width in cells, and how many characters at the end of the headline
-fitting must keep (`` · passed``). A plain tuple: CPython unpacks only an exact tuple at full speed."""
+_Kind = tuple[
+    bytes,
+    Callable[[dict[str, Any]], str],
+    str | None,
+    tuple[str, ...],
+    Callable[[dict[str, Any]], bool] | None,
+    int,
+    int,
+]
+"""What a line of one event type needs: the type cell, the headline maker, the failure test (a key of
+params and its failure values, or a function; None when colour is off), the type cell's width in cells,
+and how many characters at the end of the headline fitting must keep (`` · passed``). A plain tuple:
+CPython unpacks only an exact tuple at full speed."""
 
 
 class _PrettyLine:
@@ -633,8 +642,9 @@ class _PrettyLine:
         keep = 0
         if self.passing and event_type == "calling.call.receive":
             make, keep = _with_suffix(make, _PASSED), len(_PASSED)
-        failed = _FAILURES.get(event_type) if self.style.color else None
-        kind = (cell, make, failed, cells(shown) + len(pad) + 1, keep)
+        key, values = _FAILED_STATES.get(event_type, (None, _NOTHING)) if self.style.color else (None, _NOTHING)
+        test = _FAILURES.get(event_type) if self.style.color else None
+        kind = (cell, make, key, values, test, cells(shown) + len(pad) + 1, keep)
         self._kinds.add(event_type, kind, len(cell))
         return kind
 
@@ -680,14 +690,18 @@ class _PrettyLine:
         ts = payload.get("timestamp")
         if ts is None:
             ts = params.get("timestamp")
-        cell, make, failed, kind_cells, keep = self._kinds.get(event_type) or self._kind(event_type)
+        cell, make, failed_key, failed_values, failed, kind_cells, keep = self._kinds.get(event_type) or self._kind(
+            event_type
+        )
         what = make(params)
         second, millis = self._time(ts)
         call = self._call(params)
         if self.width is not None:
             call_cells = _CALL_CELLS if call.isascii() else cells(_SGR.sub("", call.decode()))
             what = self._fit(what, self.width - _CLOCK_CELLS - kind_cells - call_cells, keep)
-        if failed is not None and failed(params):
+        if (failed_key is not None and params.get(failed_key) in failed_values) or (
+            failed is not None and failed(params)
+        ):
             line = b"".join((second, millis, cell, call, self._alert, what.encode(), self._reset_bytes, b"\n"))
         else:
             line = b"".join((second, millis, cell, call, what.encode(), b"\n"))
