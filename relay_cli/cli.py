@@ -18,13 +18,15 @@ import typer
 
 from relay_cli import __version__
 from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, parse_event
-from relay_cli.filters import REGEX_TEXT_LIMIT, AmbiguousCallId, EventFilter, FilterError
-from relay_cli.output import Color, ExitCode, Terminal
-from relay_cli.pipeline import Pipeline, without_gc
+from relay_cli.pipeline.filters import REGEX_TEXT_LIMIT, AmbiguousCallId, EventFilter, FilterError
+from relay_cli.pipeline.reader import STDIN, BadLine, InputError, Source, entries, to_event, unencodable, where
+from relay_cli.pipeline.recording import Recorder, RecordingError
+from relay_cli.pipeline.replay import Pacer
+from relay_cli.pipeline.replay import replay as replay_logs
+from relay_cli.pipeline.stages import Pipeline, without_gc
 from relay_cli.protocol import PROTOCOL_EVENT_TYPES, Secrets
-from relay_cli.reader import STDIN, BadLine, InputError, Source, entries, to_event, unencodable, where
-from relay_cli.recording import Recorder, RecordingError
-from relay_cli.render import (
+from relay_cli.terminal import Color, ExitCode, Terminal
+from relay_cli.views.printers import (
     Format,
     Style,
     escape,
@@ -34,8 +36,6 @@ from relay_cli.render import (
     terminal_json,
     terminal_width,
 )
-from relay_cli.replay import Pacer
-from relay_cli.replay import replay as replay_logs
 
 __all__ = ["app", "main"]
 
@@ -405,8 +405,8 @@ def tail(
     """
     import ssl  # here, as the live modules are: at the top it would slow every command's start-up
 
-    from relay_cli.live import Demo, run_tail
     from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer, OutputError
+    from relay_cli.run import Demo, run_tail
     from relay_cli.session import (
         Credentials,
         RelaySession,
@@ -555,7 +555,7 @@ def serve(
     import ssl
 
     from relay_cli.emulator import Emulator
-    from relay_cli.live import run_serve
+    from relay_cli.run import run_serve
 
     term = Terminal(quiet=quiet)
     tls = None
@@ -737,7 +737,7 @@ def _replay(
     # calls to show, a call being shown when the filter took one of its events (a peer leg names its parent).
     accept = _filter(term, types, exclude, call_id, where)
     if by_call:
-        from relay_cli.calls import CallTracker
+        from relay_cli.views.timeline import CallTracker
 
         tracker = CallTracker(style=style, accept=accept)
         accept = None
@@ -747,7 +747,7 @@ def _replay(
         printer = tracker.feed_bytes
     totals = None
     if summary:
-        from relay_cli.summary import Summary
+        from relay_cli.views.summary import Summary
 
         totals = Summary()
     pipeline = Pipeline(
@@ -779,7 +779,7 @@ def _replay(
             raise typer.Exit(ExitCode.OK) from None
         except KeyboardInterrupt:
             interrupted = True
-        except SystemExit:  # SIGTERM while workers run (see relay_cli.fanout)
+        except SystemExit:  # SIGTERM while workers run (see relay_cli.pipeline.workers)
             stopped = True
             raise
         finally:

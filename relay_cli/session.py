@@ -204,7 +204,7 @@ class RelaySession:
     retries: shown even when progress is not), ``debug`` what only ``-v`` shows (the
     outcome of each ``calling.pass``). ``on_event(payload, data)`` runs for every new event before its
     ACK is sent: an exception from it stops the session with that event un-ACKed. ``secrets`` is shared
-    with whatever prints the lines (a :class:`~relay_cli.output.Terminal`'s), so that it redacts the
+    with whatever prints the lines (a :class:`~relay_cli.terminal.Terminal`'s), so that it redacts the
     ``authorization_state`` values the session learns.
     """
 

@@ -14,9 +14,9 @@ from harness import relay
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay_cli.calls import CallTracker, event_time
 from relay_cli.demo import EVENT_TYPES, DemoTraffic
-from relay_cli.render import Style, call_sgr
+from relay_cli.views.printers import Style, call_sgr
+from relay_cli.views.timeline import CallTracker, event_time
 
 T0 = 1_764_201_600.0
 CALL = "3f2a9c1b-7d4e-4c1a-9b2f-0a1b2c3d4e5f"

@@ -17,13 +17,13 @@ import pytest
 from harness import RELAY, relay, wait_until
 from test_replay import F_GETPIPE_SZ, pipe_bytes
 
-from relay_cli import replay as replay_module
 from relay_cli.demo import DemoTraffic
-from relay_cli.filters import EventFilter
-from relay_cli.pipeline import Pipeline
-from relay_cli.reader import InputError, spans
-from relay_cli.render import Format, Style, make_printer
-from relay_cli.replay import ReplayStats, replay
+from relay_cli.pipeline import replay as replay_module
+from relay_cli.pipeline.filters import EventFilter
+from relay_cli.pipeline.reader import InputError, spans
+from relay_cli.pipeline.replay import ReplayStats, replay
+from relay_cli.pipeline.stages import Pipeline
+from relay_cli.views.printers import Format, Style, make_printer
 
 
 def messy_log(path: Path, events: int) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay_cli.filters import (
+from relay_cli.pipeline.filters import (
     CACHE_SIZE,
     KNOWN_EVENT_TYPES,
     REGEX_TEXT_LIMIT,

@@ -19,8 +19,8 @@ from harness import RELAY, relay, spawn
 from test_parse_cli import run_on_terminal
 
 from relay_cli.demo import DemoTraffic
-from relay_cli.reader import MAX_LINE
-from relay_cli.replay import SPAN_BYTES
+from relay_cli.pipeline.reader import MAX_LINE
+from relay_cli.pipeline.replay import SPAN_BYTES
 
 GOOD: dict[str, Any] = {
     "event_type": "calling.call.play",

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from harness import CREDS, emulator, relay
 
-from relay_cli.filters import REGEX_TEXT_LIMIT
+from relay_cli.pipeline.filters import REGEX_TEXT_LIMIT
 
 CALL_A = "ab000000-0000-4000-8000-00000000000a"
 CALL_B = "ab000000-0000-4000-8000-00000000000b"

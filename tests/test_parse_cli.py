@@ -584,7 +584,7 @@ def test_invalid_events_are_reported_with_their_line_and_the_run_goes_on(runs: R
 
 
 def test_invalid_first_line_of_json_lines_does_not_stop_the_run(runs: Runs) -> None:
-    # Fails while relay_cli.reader takes any input whose first line starts with "{" and does not parse
+    # Fails while relay_cli.pipeline.reader takes any input whose first line starts with "{" and does not parse
     # for one multi-line JSON document: the good lines after it are then never read.
     proc = runs["bad_first_json"]
     assert proc.returncode == 1
@@ -653,7 +653,7 @@ def test_unreadable_file_names_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     """Root reads any file, so the refusal a user would get is injected where the file is opened."""
     import builtins
 
-    from relay_cli.reader import InputError, Source
+    from relay_cli.pipeline.reader import InputError, Source
 
     path = tmp_path / "secret.jsonl"
     path.write_bytes(jsonl(PLAY))

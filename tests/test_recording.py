@@ -12,7 +12,7 @@ import orjson
 import pytest
 from harness import relay
 
-from relay_cli.recording import Recorder, RecordingError
+from relay_cli.pipeline.recording import Recorder, RecordingError
 
 PARTIAL = b'{"event_type":"calling.call.state","params":{"call_state":"ended"}}\n{"event_type":"calling.ca'
 

@@ -16,8 +16,8 @@ from harness import CREDS, emulator, interrupt, relay, spawn, wait_until
 from websockets.asyncio.server import ServerConnection, serve
 
 from relay_cli import protocol
-from relay_cli.output import Terminal
 from relay_cli.protocol import REDACTED, Secrets
+from relay_cli.terminal import Terminal
 
 SECRET = "PT-secret-token-value"
 STATE = "c3RhdGUtYmxvYi1vZi10aGUtc2Vzc2lvbg=="

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from relay_cli.cli import app
 from relay_cli.demo import DemoTraffic
-from relay_cli.render import Format, Printer, Style, cells, escape, fit, make_printer, terminal_json
+from relay_cli.views.printers import Format, Printer, Style, cells, escape, fit, make_printer, terminal_json
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 START = 1_764_201_234.0

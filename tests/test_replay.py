@@ -20,8 +20,8 @@ from harness import RELAY, relay, spawn, wait_until
 
 from relay_cli.demo import DemoTraffic
 from relay_cli.event import parse_event
-from relay_cli.render import headline
-from relay_cli.replay import SPAN_BYTES, Pacer
+from relay_cli.pipeline.replay import SPAN_BYTES, Pacer
+from relay_cli.views.printers import headline
 
 F_GETPIPE_SZ = 1032  # Linux; fcntl has the name from Python 3.10 on, but only where the platform has it
 
@@ -237,7 +237,7 @@ def test_calls_narrows_to_one_call_by_prefix(recording: tuple[Path, str]) -> Non
 
 def test_progress_bar_shows_only_when_stderr_is_a_terminal_and_stdout_is_not(tmp_path: Path) -> None:
     from relay_cli.cli import _progress
-    from relay_cli.output import Terminal
+    from relay_cli.terminal import Terminal
 
     path = write_log(tmp_path / "p.jsonl", demo(3))
     quiet = Terminal(stdout=io.BytesIO(), stderr=io.StringIO(), stdout_tty=True, stderr_tty=True)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay_cli.demo import EVENT_TYPES, DemoTraffic
-from relay_cli.summary import Summary, nearest_rank, span_text
+from relay_cli.views.summary import Summary, nearest_rank, span_text
 
 T0 = 1_764_201_600.0  # 2025-11-27T00:00:00Z
 

@@ -11,8 +11,8 @@ import math
 from collections import Counter
 from typing import Any, Final
 
-from relay_cli.calls import bounded_key, event_time
-from relay_cli.render import escape, local_iso
+from relay_cli.views.printers import escape, local_iso
+from relay_cli.views.timeline import bounded_key, event_time
 
 __all__ = ["Summary", "nearest_rank", "span_text"]
 

@@ -13,10 +13,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from relay_cli.recording import Recorder
-from relay_cli.render import Printer
+from relay_cli.pipeline.recording import Recorder
+
+if TYPE_CHECKING:  # the printers are the views' business: the pipeline only calls one
+    from relay_cli.views.printers import Printer
 
 __all__ = ["Output", "Pipeline", "Tally", "without_gc"]
 

@@ -2,7 +2,7 @@
 
 Decoding JSON is nearly all that a filtered replay costs, and every line decodes on its own, so a
 file cut at line ends can be decoded by as many processes as there are cores. Each worker runs the
-replay loop of :mod:`relay_cli.replay` over one span into a buffer; this process writes the buffers in
+replay loop of :mod:`relay_cli.pipeline.replay` over one span into a buffer; this process writes the buffers in
 the file's order and reports the workers' problems with line numbers counted from the top of the
 file, so the result is byte for byte what one process prints.
 
@@ -31,9 +31,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import IO, NoReturn
 
-from relay_cli.pipeline import Pipeline
-from relay_cli.reader import InputError, Source, where
-from relay_cli.replay import ReplayStats, replay_source
+from relay_cli.pipeline.reader import InputError, Source, where
+from relay_cli.pipeline.replay import ReplayStats, replay_source
+from relay_cli.pipeline.stages import Pipeline
 
 __all__ = ["available", "replay_spans"]
 

@@ -3,7 +3,7 @@
 A recording goes through the same pipeline as a live session; this module only decides when each
 payload is fed, and where. By default that is as fast as possible; with a speed, the original gaps
 between the events' timestamps are kept (scaled), with long silences cut short. A big file may be
-split across worker processes (:mod:`relay_cli.fanout`), each running :func:`replay_source` on a span.
+split across worker processes (:mod:`relay_cli.pipeline.workers`), each running :func:`replay_source` on a span.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from relay_cli.event import InvalidEvent, check_payload
-from relay_cli.pipeline import Pipeline, without_gc
-from relay_cli.reader import STDIN, BadLine, Notice, Source, entries, spans, to_event, unencodable, where
+from relay_cli.pipeline.reader import STDIN, BadLine, Notice, Source, entries, spans, to_event, unencodable, where
+from relay_cli.pipeline.stages import Pipeline, without_gc
 
 __all__ = ["SPAN_BYTES", "Pacer", "ReplayStats", "Report", "replay", "replay_source"]
 
@@ -93,12 +93,12 @@ def replay(
 ) -> ReplayStats:
     """Feed every event of ``paths`` to ``pipeline``; report bad lines through ``problem(where, message)``.
 
-    Raises :class:`relay_cli.reader.InputError` when a file as a whole cannot be read. A truncated last
+    Raises :class:`relay_cli.pipeline.reader.InputError` when a file as a whole cannot be read. A truncated last
     line, what a recorder killed mid-write leaves, is reported but not counted as bad.
 
     With ``jobs`` above 1, a JSON Lines file of at least two spans of ``SPAN_BYTES`` is read by that many
     worker processes, span by span, and their output is written in the file's order (see
-    :mod:`relay_cli.fanout`). Only a caller knows whether that is sound: the pipeline's filter and
+    :mod:`relay_cli.pipeline.workers`). Only a caller knows whether that is sound: the pipeline's filter and
     printer must keep no state from one event to the next, and it must have no ``count`` or ``observe``.
     Pacing and ``follow`` always read in this process.
     """
@@ -112,7 +112,7 @@ def replay(
                 else []
             )
             if len(cuts) > 1:
-                from relay_cli import fanout
+                from relay_cli.pipeline import workers as fanout
 
                 if fanout.available():
                     fanout.replay_spans(source, cuts, pipeline, stats, problem, progress, jobs)

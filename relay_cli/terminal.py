@@ -13,7 +13,7 @@ from enum import IntEnum, StrEnum
 from typing import IO
 
 from relay_cli.protocol import Secrets
-from relay_cli.render import Format, Style, escape
+from relay_cli.views.printers import Format, Style, escape
 
 __all__ = ["Color", "ExitCode", "Terminal"]
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from relay_cli.emulator import Emulator
-from relay_cli.output import ExitCode
-from relay_cli.pipeline import Pipeline
+from relay_cli.pipeline.stages import Pipeline
 from relay_cli.session import AuthError, Credentials, RelaySession, SessionError
+from relay_cli.terminal import ExitCode
 
 __all__ = ["Demo", "LiveResult", "run_serve", "run_tail"]
 

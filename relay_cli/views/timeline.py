@@ -16,7 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from relay_cli.render import Style, call_sgr, escape
+from relay_cli.views.printers import Style, call_sgr, escape
 
 __all__ = ["CallTracker", "bounded_key", "event_time"]
 
