@@ -33,12 +33,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from run import real_payloads  # this directory is the script's, so on sys.path
 from signalwire.relay import event as sdk
 
-from relay_cli.demo import DemoTraffic
+from relay_cli.emulator.flows import DemoTraffic
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "data" / "real_frames.jsonl"
 DEFAULT_OUT = ROOT / "tests" / "data" / "sdk_parity.jsonl"
 DEMO_COUNT = 500
 DEMO_START = 1_764_201_234.5
@@ -222,19 +222,6 @@ def payload_of(event_type: str, params: dict[str, Any], **top: Any) -> dict[str,
     return payload
 
 
-def corpus_payloads() -> Iterator[Any]:
-    """Every bare payload and every signalwire.event frame's params in the real corpus."""
-    for line in CORPUS.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        data = record["data"]
-        if record["kind"] == "payload":
-            yield data
-        elif record["kind"] == "frame" and data.get("method") == "signalwire.event":
-            yield data["params"]
-
-
 def demo_payloads() -> list[dict[str, Any]]:
     demo = DemoTraffic(seed=7, start=DEMO_START)
     return list(itertools.islice(iter(demo), DEMO_COUNT))
@@ -379,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     demo = demo_payloads()
-    sources: list[tuple[str, Any]] = [("corpus", p) for p in corpus_payloads()]
+    sources: list[tuple[str, Any]] = [("corpus", p) for p in real_payloads()]
     sources += [("demo", p) for p in demo]
     sources += [("loose", p) for p in loose_variants()]
     sources += [("mutated", p) for p in mutated_demo(demo)]

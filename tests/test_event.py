@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -19,7 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import relay_cli.event as event_module
-from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, RelayEvent, parse_event
+from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, RelayEvent, event_time, parse_event
+from relay_cli.pipeline.replay import Pacer
+from relay_cli.views.printers import Format, make_printer
+from relay_cli.views.summary import Summary
+from relay_cli.views.text import Style
+from relay_cli.views.timeline import CallTracker
 
 # -- the SDK, written out ------------------------------------------------------------------------------
 
@@ -361,9 +367,11 @@ TIMESTAMP_CASES: list[tuple[Any, Any, float]] = [
     ("1764201234.5", ABSENT, 1764201234.5),
     (ABSENT, "1764201234.5", 1764201234.5),
     ("1764201234", 2.5, 1764201234.0),
-    ("-3.25", ABSENT, -3.25),
-    (0, 5.5, 0.0),
-    (0.0, 5.5, 0.0),
+    ("-3.25", ABSENT, 0.0),
+    (-3.25, 2.5, 2.5),
+    (0, 5.5, 5.5),
+    (0.0, 5.5, 5.5),
+    ("0", ABSENT, 0.0),
     (True, 2.5, 2.5),
     (False, ABSENT, 0.0),
     (ABSENT, True, 0.0),
@@ -397,7 +405,9 @@ def with_timestamps(event_type: str, top: Any, inner: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("top", "inner", "expected"), TIMESTAMP_CASES)
-def test_timestamp_top_level_first_then_params_always_a_finite_float(top: Any, inner: Any, expected: float) -> None:
+def test_timestamp_is_the_first_positive_finite_time_top_level_first_else_zero(
+    top: Any, inner: Any, expected: float
+) -> None:
     for event_type in [*SDK_EVENT_TYPES, UNKNOWN_TYPE, ""]:
         payload = with_timestamps(event_type, top, inner)
         for event in (parse_event(payload), EVENT_CLASS_MAP.get(event_type, RelayEvent).from_payload(payload)):
@@ -408,6 +418,120 @@ def test_timestamp_top_level_first_then_params_always_a_finite_float(top: Any, i
 def test_timestamp_when_params_is_absent() -> None:
     assert parse_event({"event_type": "calling.call.state", "timestamp": "12.5"}).timestamp == 12.5
     assert parse_event({"event_type": "calling.call.state"}).timestamp == 0.0
+
+
+# -- event_time: the one reading of "when" that parse, the pacer and every view share --------------------
+
+
+@pytest.mark.parametrize(("top", "inner", "expected"), TIMESTAMP_CASES)
+def test_event_time_is_parse_events_timestamp_with_none_for_no_time(top: Any, inner: Any, expected: float) -> None:
+    found = event_time(with_timestamps("calling.call.state", top, inner))
+    assert found is None if expected == 0.0 else (type(found) is float and found == expected)
+
+
+def test_event_time_when_params_is_not_an_object() -> None:
+    assert event_time({"timestamp": "x", "params": [1]}) is None
+    assert event_time({"params": None}) is None
+    assert event_time({}) is None
+
+
+T0 = 1_764_201_600.25
+CALL = "5b1f0c2e-0d7e-4c55-9a4e-2f6b1e0c9d11"
+
+
+def one_call() -> list[dict[str, Any]]:
+    """An inbound call answered, played to and hung up, with float timestamps at the top level."""
+    device = {"type": "phone", "params": {"from_number": "+15551230001", "to_number": "+15551230002"}}
+    steps: list[tuple[float, str, dict[str, Any]]] = [
+        (0.0, "calling.call.receive", {"call_state": "created", "context": "office", "device": device}),
+        (0.5, "calling.call.state", {"call_state": "ringing", "direction": "inbound", "device": device}),
+        (1.25, "calling.call.state", {"call_state": "answered", "direction": "inbound", "device": device}),
+        (2.0, "calling.call.play", {"control_id": "p1", "state": "playing"}),
+        (7.5, "calling.call.play", {"control_id": "p1", "state": "finished"}),
+        (9.75, "calling.call.state", {"call_state": "ended", "end_reason": "hangup", "direction": "inbound"}),
+    ]
+    return [
+        {"event_type": event_type, "timestamp": T0 + at, "params": {"call_id": CALL, **params}}
+        for at, event_type, params in steps
+    ]
+
+
+def loosely_timed(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same events with their times as real servers and SDK dumps also write them.
+
+    In turn: a numeric string at the top level, a numeric string in ``params``, a float in ``params``
+    only, and the SDK's ``0.0`` "no time" at the top level with the float in ``params``.
+    """
+    loose = []
+    for n, payload in enumerate(payloads):
+        ts = payload["timestamp"]
+        top = {k: v for k, v in payload.items() if k != "timestamp"}
+        params = dict(payload["params"])
+        top["params"] = params
+        if n % 4 == 0:
+            top["timestamp"] = repr(ts)
+        elif n % 4 == 1:
+            params["timestamp"] = repr(ts)
+        elif n % 4 == 2:
+            params["timestamp"] = ts
+        else:
+            top["timestamp"] = 0.0
+            params["timestamp"] = ts
+        loose.append(top)
+    return loose
+
+
+def test_every_reader_takes_a_numeric_string_or_params_timestamp_as_the_float_one() -> None:
+    exact, loose = one_call(), loosely_timed(one_call())
+    assert [event_time(p) for p in loose] == [p["timestamp"] for p in exact]
+    assert [parse_event(p).timestamp for p in loose] == [p["timestamp"] for p in exact]
+
+
+def test_a_numeric_string_timestamp_prints_its_time_in_pretty_output() -> None:
+    def pretty(payloads: list[dict[str, Any]]) -> list[bytes]:
+        printer = make_printer(Format.pretty, Style(False))
+        assert printer is not None
+        return [printer(p, None, None) for p in payloads]
+
+    exact, loose = pretty(one_call()), pretty(loosely_timed(one_call()))
+    assert loose == exact
+    clock = time.strftime("%H:%M:%S", time.localtime(T0)) + ".250 "
+    assert loose[0].startswith(clock.encode())
+    assert all(not line.startswith(b"--:--:--") for line in loose)
+
+
+def test_a_numeric_string_timestamp_orders_the_timeline() -> None:
+    def timeline(payloads: list[dict[str, Any]]) -> str:
+        tracker = CallTracker(style=Style(False))
+        return "".join([tracker.feed(p) for p in payloads] + [tracker.finish()])
+
+    exact, loose = timeline(one_call()), timeline(loosely_timed(one_call()))
+    assert loose == exact
+    clocks = [line.split()[0] for line in loose.splitlines()[1:] if line]
+    assert clocks == ["+0.000s", "+0.500s", "+1.250s", "+2.000s", "+7.500s", "+9.750s"]
+
+
+def test_a_numeric_string_timestamp_counts_in_the_summarys_time_span() -> None:
+    def summary(payloads: list[dict[str, Any]]) -> list[str]:
+        counted = Summary()
+        for payload in payloads:
+            counted.feed(payload)
+        return counted.lines()
+
+    exact, loose = summary(one_call()), summary(loosely_timed(one_call()))
+    assert loose == exact
+    assert loose[loose.index("time span") + 1].endswith("(9.750s)")
+
+
+def test_a_numeric_string_timestamp_paces_a_replay_and_no_time_does_not() -> None:
+    slept: list[float] = []
+    pacer = Pacer(speed=2.0, max_gap=1000.0, sleep=slept.append)
+    pacer.wait({"event_type": "calling.call.play", "timestamp": "1764201600.0"})
+    for no_time in ({"timestamp": 0}, {"timestamp": -5.0}, {"timestamp": "soon"}, {"timestamp": True}, {}):
+        pacer.wait({"event_type": "calling.call.play", **no_time})
+    pacer.wait({"event_type": "calling.call.play", "params": {"timestamp": "1764201700.0"}})
+    assert len(slept) == 1
+    assert 40.0 < slept[0] <= 50.0  # the 100 s gap at speed 2, less the moments this test took
 
 
 # -- loose real-world shapes (PROTOCOL.md section 8) ------------------------------------------------------
