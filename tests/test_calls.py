@@ -14,9 +14,11 @@ from harness import relay
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay_cli.demo import EVENT_TYPES, DemoTraffic
-from relay_cli.views.printers import Style, call_sgr
-from relay_cli.views.timeline import CallTracker, event_time
+from relay_cli.emulator.flows import EVENT_TYPES, DemoTraffic
+from relay_cli.event import event_time
+from relay_cli.views.phrases import describer
+from relay_cli.views.text import Style, call_sgr
+from relay_cli.views.timeline import CallTracker
 
 T0 = 1_764_201_600.0
 CALL = "3f2a9c1b-7d4e-4c1a-9b2f-0a1b2c3d4e5f"
@@ -554,3 +556,48 @@ def test_a_description_of_200_kb_is_cut_when_it_is_held() -> None:
     text = tracker.feed(state(CALL, "ended", 2.0))
     play = blocks(text)[0].splitlines()[2]
     assert len(play) < 1_100 and play.endswith("…")
+
+
+# -- the phrase table, shared with the pretty line ------------------------------------------------------
+
+
+def lines_of(payloads: Iterable[dict[str, Any]]) -> list[str]:
+    tracker = CallTracker(style=PLAIN)
+    return "".join(run(tracker, payloads)).splitlines()
+
+
+def test_nested_values_show_as_compact_json_as_on_the_pretty_line() -> None:
+    out = lines_of([inbound(CALL), ev("calling.call.play", 1.0, call_id=CALL, state={"nested": [1, "two"]})])
+    assert any(line.endswith('play        {"nested":[1,"two"]}') for line in out), out
+
+
+def test_a_sip_device_names_the_call_by_its_sip_from_when_from_number_is_empty() -> None:
+    sip = {"type": "sip", "params": {"from_number": "", "from": "sip:alice@x", "to_number": "", "to": "sip:bob@y"}}
+    out = lines_of([state(CALL, "created", 0.0, device=sip)])
+    assert out[0].startswith(f"call {CALL}  sip:alice@x → sip:bob@y"), out[0]
+
+
+def test_a_failed_connect_shows_its_reason_as_on_the_pretty_line() -> None:
+    out = lines_of(
+        [inbound(CALL), ev("calling.call.connect", 1.0, call_id=CALL, connect_state="failed", failed_reason="busy")]
+    )
+    assert any(line.endswith("connect     failed (busy)") for line in out), out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    call_state=st.sampled_from(["created", "ringing", "answered", "ending", "ended"]),
+    reason=st.one_of(
+        st.none(),
+        st.just(""),
+        st.text(max_size=8),
+        st.integers(),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    ),
+)
+def test_the_state_line_written_inline_is_the_phrase_tables(call_state: str, reason: Any) -> None:
+    """The timeline writes a known state's phrase itself (a hot path): it must say what `phrases` says."""
+    params = {"call_id": CALL, "call_state": call_state, "end_reason": reason}
+    phrase = describer("calling.call.state", headline=False)(params)
+    out = lines_of([ev("calling.call.state", 0.0, **params)])
+    assert out[1] == f"  +0.000s  state       {phrase or '-'}", out

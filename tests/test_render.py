@@ -23,12 +23,13 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import relay_env
+from conftest import real_payloads, relay_env
 from typer.testing import CliRunner
 
 from relay_cli.cli import app
-from relay_cli.demo import DemoTraffic
-from relay_cli.views.printers import Format, Printer, Style, cells, escape, fit, make_printer, terminal_json
+from relay_cli.emulator.flows import DemoTraffic
+from relay_cli.views.phrases import EVENT_TYPES, describer
+from relay_cli.views.printers import Format, Printer, Style, cells, escape, fit, headline, make_printer, terminal_json
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 START = 1_764_201_234.0
@@ -313,6 +314,96 @@ def test_an_inbound_call_line_says_it_was_passed_when_passing() -> None:
 def test_passed_stays_visible_when_the_line_is_cut() -> None:
     line = show(pretty(passing=True, width=86), RECEIVE)
     assert line.endswith("inbound call +15550001111 → … · passed\n") and cells(line.rstrip("\n")) <= 86
+
+
+# -- one phrase table --------------------------------------------------------------------------------
+
+WITH_CONTEXT = {
+    "calling.call.state",
+    "calling.call.receive",
+    "calling.call.dial",
+    "messaging.state",
+    "messaging.receive",
+}
+"""The types whose headline adds what the timeline puts in its block header: numbers, context, peer, body."""
+
+
+def corpus() -> list[dict[str, Any]]:
+    return demo(3000) + [p for p in real_payloads() if isinstance(p.get("params"), dict)]
+
+
+def test_a_headline_is_the_events_name_then_the_phrase_the_timeline_shows() -> None:
+    seen = set()
+    for payload in corpus():
+        event_type, params = payload["event_type"], payload["params"]
+        phrase = describer(event_type, headline=False)(params)
+        line = headline(event_type, params)
+        if event_type == "calling.call.receive":
+            assert line.startswith("inbound call")
+        elif event_type in WITH_CONTEXT:
+            assert phrase in line, (line, phrase)
+        elif event_type in EVENT_TYPES and event_type != "signalwire.authorization.state":
+            assert line == " ".join(filter(None, (event_type.rpartition(".")[2], phrase)))
+            seen.add(event_type)
+    assert len(seen) >= 15
+
+
+@pytest.mark.parametrize(
+    ("payload", "line"),
+    [
+        (event("calling.call.play", state={"nested": [1, "two"]}), 'play {"nested":[1,"two"]}'),
+        (event("calling.call.connect", connect_state="failed", failed_reason="busy"), "connect failed (busy)"),
+        (event("calling.call.connect", connect_state="connected", peer={}), "connect connected"),
+        (
+            event(
+                "calling.call.state", call_state="ringing", device={"params": {"from_number": "", "from": "sip:a@x"}}
+            ),
+            "ringing sip:a@x → ?",
+        ),
+        (
+            event(
+                "calling.call.collect",
+                final=False,
+                result={"type": "digit", "params": {"digits": "12", "terminator": "#"}},
+            ),
+            "collect digit 12# (partial)",
+        ),
+        (event("calling.call.collect", result={"type": "speech", "params": {"confidence": ""}}), "collect speech"),
+        (event("calling.call.tap", state="tapping", tap={"params": {"direction": "both"}}), "tap tapping both"),
+        (event("calling.conference", name="standup", status="created"), "conference created standup"),
+        (
+            event("calling.call.transcribe", state="finished", duration=12, url="https://t"),
+            "transcribe finished 12s https://t",
+        ),
+        (event("calling.call.pay", state="finished", **{"for": "payment-completed"}), "pay finished payment-completed"),
+        (
+            event("calling.call.detect", detect={"type": "machine", "params": {"event": "MACHINE", "beep": True}}),
+            "detect machine MACHINE beep",
+        ),
+        (
+            event("calling.call.refer", state="error", sip_refer_to="sip:x@y", sip_refer_response_code="403"),
+            "refer error sip:x@y 403",
+        ),
+        (
+            event("calling.call.record", state="finished", record={"url": ""}, url="https://flat"),
+            "record finished https://flat",
+        ),
+        (event("calling.call.queue", status="enqueue", name="q", position=""), "queue enqueue q"),
+        (event("calling.call.dial", dial_state="answered", call={"dial_winner": True}), "dial answered"),
+        (event("calling.call.state", end_reason="hangup"), "(hangup)"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_the_pretty_line_says_what_the_timeline_says(payload: dict[str, Any], line: str) -> None:
+    """The renderings the two views used to disagree on: compact JSON for nested values, the SIP fallback,
+    a failed connect with its reason, and each detail only one of them showed."""
+    assert show(pretty(), payload).endswith(f" {line}\n")
+
+
+def test_an_event_type_not_known_shows_its_params_in_a_headline_and_its_state_in_a_phrase() -> None:
+    params = {"call_id": "c1", "status": "odd", "token": "secret-value"}
+    assert headline("calling.call.new_thing", params) == '"{"call_id":"c1","status":"odd","token":"[redacted]"}"'
+    assert describer("calling.call.new_thing", headline=False)(params) == "odd"
 
 
 # -- memory --------------------------------------------------------------------------------------------

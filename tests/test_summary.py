@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay_cli.demo import EVENT_TYPES, DemoTraffic
+from relay_cli.emulator.flows import EVENT_TYPES, DemoTraffic
+from relay_cli.lifecycles import ANSWERED, CALL, ENDED, INBOUND_MESSAGE, MESSAGE
 from relay_cli.views.summary import Summary, nearest_rank, span_text
 
 T0 = 1_764_201_600.0  # 2025-11-27T00:00:00Z
@@ -235,3 +236,24 @@ def test_made_up_event_types_are_counted_together_past_a_bound() -> None:
     assert len(summary._types) == 1_025 and max(map(len, summary._types)) < 100
     lines = summary.lines()
     assert lines[0] == "events by type (5001)" and any(line.split()[:2] == ["(other)", "3977"] for line in lines)
+
+
+# -- the lifecycles it reads ----------------------------------------------------------------------------
+
+
+def test_every_final_message_state_of_the_lifecycles_ends_a_message_and_no_other_does() -> None:
+    finals = [*MESSAGE.final, *INBOUND_MESSAGE.final]
+    events = [message(f"m{n}", final) for n, final in enumerate(finals)]
+    events += [message(f"open{n}", step) for n, step in enumerate(MESSAGE.states) if step not in finals]
+    rows = section(fed(events).lines(), "messages by final state")
+    assert sorted(row.split()[0] for row in rows if not row.startswith("  no final")) == sorted(finals)
+    assert f"  no final state  {len(MESSAGE.states) - len(MESSAGE.final)}" in rows
+
+
+def test_a_call_is_final_only_at_the_last_state_of_its_lifecycle_and_lasts_from_answered() -> None:
+    events = [state("c1", call_state, at=n) for n, call_state in enumerate(CALL.states)]
+    events += [state("c2", call_state, at=n) for n, call_state in enumerate(CALL.states[:-1])]
+    lines = fed(events).lines()
+    assert section(lines, "calls by final state") == ["  ended         1", "  no end state  1"]
+    duration = CALL.rank[ENDED] - CALL.rank[ANSWERED]
+    assert section(lines, "call duration")[0].startswith(f"  p50 {duration:.3f}s")

@@ -2,7 +2,8 @@
 
 Pretty output is built from ANSI styles prepared once per run, not through rich's ``Console.print``:
 a replay prints hundreds of thousands of lines and rich manages about fifteen thousand a second.
-Text that came over the wire is escaped before it reaches a terminal, and secrets never leave here.
+Text that came over the wire is escaped before it reaches a terminal (`views.text`), and secrets never leave here.
+What each line says of its event is the phrase table's headline (`views.phrases`).
 On a terminal each pretty line is also cut to the terminal's width (see :func:`fit`).
 """
 
@@ -13,19 +14,33 @@ import re
 import shutil
 import time
 import unicodedata
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
-from math import trunc
+from math import inf, trunc
 from typing import Any, Generic, TypeVar
 
 import orjson
 
 from relay_cli import protocol
-from relay_cli.event import RelayEvent, parse_event
+from relay_cli.event import RelayEvent, event_time, parse_event
+from relay_cli.lifecycles import ACTION_FAILED, ACTIONS, CALL, MESSAGE
+from relay_cli.views.phrases import describer
+from relay_cli.views.text import (
+    ALERT,
+    CALL_COLORS,
+    Style,
+    call_sgr,
+    escape,
+    family_sgr,
+    get,
+    local_iso,
+    short,
+    terminal_json,
+    value_text,
+)
 
+# ``Style``, ``escape`` and ``terminal_json`` live in `views.text`; they are named here too for the process edge,
+# which takes everything it prints with from this module.
 __all__ = [
     "Format",
     "Printer",
@@ -35,7 +50,6 @@ __all__ = [
     "event_json",
     "fit",
     "headline",
-    "local_iso",
     "make_printer",
     "pretty_block",
     "terminal_json",
@@ -51,49 +65,6 @@ class Format(StrEnum):
     frame = "frame"
     typed = "typed"
     none = "none"
-
-
-def _ranges(*spans: tuple[int, int]) -> tuple[int, ...]:
-    return tuple(c for first, last in spans for c in range(first, last + 1))
-
-
-_C1 = _ranges((0x80, 0x9F))
-_INVISIBLE = _ranges(
-    # Every format character (Unicode category Cf: zero-width spaces and joiners, soft hyphen, bidi marks,
-    # overrides and isolates, invisible operators, BOM, tag characters...) and the line and paragraph
-    # separators (Zl, Zp): each is invisible or moves text around, so a payload could hide or forge text.
-    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
-    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x2028, 0x202E),
-    (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD),
-    (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE007F),
-)  # fmt: skip
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *_C1)}
-_ESCAPES.update({c: f"\\u{c:04x}" if c < 0x10000 else f"\\U{c:08x}" for c in _INVISIBLE})
-_ESCAPE_TABLE = str.maketrans(_ESCAPES)
-
-
-def escape(text: str) -> str:
-    """Make untrusted text safe for a terminal: control, format and bidi characters become escapes."""
-    return text if text.isprintable() else text.translate(_ESCAPE_TABLE)
-
-
-def _json_escape(c: int) -> str:
-    if c < 0x10000:
-        return f"\\u{c:04x}"
-    c -= 0x10000
-    return f"\\u{0xD800 + (c >> 10):04x}\\u{0xDC00 + (c & 0x3FF):04x}"
-
-
-_JSON_ESCAPE_TABLE = str.maketrans({c: _json_escape(c) for c in (0x7F, *_C1, *_INVISIBLE)})
-
-
-def terminal_json(data: bytes) -> bytes:
-    """JSON text safe for a terminal, meaning the same JSON: DEL, C1 controls and the characters
-    :func:`escape` hides become ``\\uXXXX`` escapes (orjson writes them raw, and the C0 controls it
-    escapes already). Bytes that are all ASCII but DEL, nearly every line, pass untouched."""
-    if data.isascii() and b"\x7f" not in data:
-        return data
-    return data.decode("utf-8", "surrogateescape").translate(_JSON_ESCAPE_TABLE).encode("utf-8", "surrogateescape")
 
 
 def terminal_width(tty: bool) -> int | None:
@@ -167,69 +138,6 @@ def fit(text: str, room: int) -> str:
     return text[:cut] + "…"
 
 
-def _text(value: Any) -> str:
-    """Any payload value as one escaped line: strings as they are, the rest as compact JSON."""
-    if isinstance(value, str):
-        return escape(value)
-    try:
-        return escape(orjson.dumps(value).decode())
-    except TypeError:
-        return escape(repr(value))
-
-
-@dataclass(frozen=True)
-class Style:
-    """ANSI sequences prepared once; every one is empty when colour is off."""
-
-    color: bool
-
-    def code(self, sgr: str) -> str:
-        return f"\x1b[{sgr}m" if self.color else ""
-
-    @property
-    def reset(self) -> str:
-        return self.code("0")
-
-    @property
-    def dim(self) -> str:
-        return self.code("2")
-
-    @property
-    def bold(self) -> str:
-        return self.code("1")
-
-
-_ALERT = "1;31"
-_FAMILY_COLORS = (
-    ("calling.error", _ALERT),
-    ("calling.conference", "94"),
-    ("calling.", "36"),
-    ("messaging.", "35"),
-    ("signalwire.", "2"),
-    ("", "33"),
-)
-_CALL_COLORS = ("38;5;39", "38;5;42", "38;5;208", "38;5;170", "38;5;220", "38;5;81", "38;5;203", "38;5;149")
-
-
-def family_sgr(event_type: str) -> str:
-    return next(sgr for prefix, sgr in _FAMILY_COLORS if event_type.startswith(prefix))
-
-
-def call_sgr(call_id: str) -> str:
-    """The same colour for every event of one call, in every run."""
-    return _CALL_COLORS[zlib.crc32(call_id.encode()) % len(_CALL_COLORS)]
-
-
-def local_iso(ts: float) -> str:
-    """Local ISO-8601 with milliseconds; ``-`` when the event carried no time."""
-    if not ts:
-        return "-"
-    try:
-        return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
-    except (OverflowError, OSError, ValueError):
-        return f"{ts:.3f}"
-
-
 def event_json(event: RelayEvent, raw: bytes | None = None) -> dict[str, Any]:
     """The ``typed`` format: class, the four common fields, the typed fields, then params.
 
@@ -254,17 +162,19 @@ def event_json(event: RelayEvent, raw: bytes | None = None) -> dict[str, Any]:
 def pretty_block(event: RelayEvent, style: Style) -> str:
     """``relay parse``'s view: class and type, then every typed field in an aligned table."""
     rows: list[tuple[str, str]] = [
-        ("call_id", _text(protocol.redact(event.call_id)) or "-"),
+        ("call_id", value_text(protocol.redact(event.call_id)) or "-"),
         ("time", local_iso(event.timestamp)),
     ]
     clean = event_json(event)
-    typed = [(name, _text(clean[name]) if clean[name] != "" else '""') for name in event.typed_fields]
+    typed = [(name, value_text(clean[name]) if clean[name] != "" else '""') for name in event.typed_fields]
     payload = event.payload
     for key in ("event_channel", "context", "project_id", "space_id"):
         value = payload.get(key)
         if value in ("", None) or (key in event.typed_fields and clean[key] == value):
             continue
-        rows.append((key if key not in event.typed_fields else f"{key} (top level)", _text(protocol.redact(value))))
+        rows.append(
+            (key if key not in event.typed_fields else f"{key} (top level)", value_text(protocol.redact(value)))
+        )
     rows += typed
     width = max(len(name) for name, _ in rows)
     fam = style.code(family_sgr(event.event_type))
@@ -274,229 +184,18 @@ def pretty_block(event: RelayEvent, style: Style) -> str:
     return "\n".join([head, *body]) + "\n"
 
 
-def _get(params: dict[str, Any], *path: str) -> Any:
-    node: Any = params
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _obj(params: dict[str, Any], key: str) -> dict[str, Any]:
-    value = params.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _s(value: Any) -> str:
-    """A payload value as escaped text; ``""`` for absent or empty values."""
-    if value.__class__ is str:
-        return value if value.isprintable() else value.translate(_ESCAPE_TABLE)
-    if value is None:
-        return ""
-    return _text(value)
-
-
-def _join(*parts: str) -> str:
-    """The non-empty parts, space-separated; for the rarer event types (``filter`` and ``join`` cost
-    several times the f-strings the frequent ones use to append their optional parts)."""
-    return " ".join(filter(None, parts))
-
-
-def _numbers(device: Any) -> str:
-    params = device.get("params") if device.__class__ is dict else None
-    if params.__class__ is not dict:
-        return ""
-    src = params.get("from_number") or params.get("from")
-    dst = params.get("to_number") or params.get("to")
-    return f"{_s(src) or '?'} → {_s(dst) or '?'}" if src or dst else ""
-
-
-def _short(call_id: Any) -> str:
-    """The first eight characters of an id, escaped: escaping the rest of it is moot."""
-    if call_id.__class__ is str:
-        short = call_id[:8]
-        return short if short.isprintable() else short.translate(_ESCAPE_TABLE)[:8]
-    return _s(call_id)[:8]
-
-
-def _excerpt(body: Any, width: int = 40) -> str:
-    text = _s(body)
-    return f'"{text[:width]}…"' if len(text) > width else (f'"{text}"' if text else "")
-
-
-# The headlines of the frequent event types append each optional part with an f-string (``if part:
-# text = f"{text} {part}"``) rather than through _join: a replay makes one headline per event, and
-# packing the parts, filtering them and joining them costs several times as much.
-
-
-def _state_headline(p: dict[str, Any]) -> str:
-    """``answered``, ``ended (hangup)``; a new or ringing call adds its numbers, a bridged leg its peer.
-
-    The state comes first even when it is empty, so a line without one starts with a space.
-    """
-    text = state = _s(p.get("call_state"))
-    reason = p.get("end_reason")
-    if reason:
-        text = f"{state} ({_s(reason)})"
-    if state in {"created", "ringing"}:
-        numbers = _numbers(p.get("device"))
-        if numbers:
-            text = f"{text} {numbers}"
-    peer = p.get("peer")
-    if peer.__class__ is dict and peer.get("call_id"):
-        text = f"{text} peer of {_short(peer['call_id'])}"
-    return text
-
-
-def _receive_headline(p: dict[str, Any]) -> str:
-    numbers = _numbers(p.get("device"))
-    text = f"inbound call {numbers}" if numbers else "inbound call"
-    context = p.get("context")
-    return f"{text} on {_s(context)}" if context else text
-
-
-def _collect_headline(p: dict[str, Any]) -> str:
-    result = _obj(p, "result")
-    rp = _obj(result, "params")
-    kind = _s(result.get("type")) or _s(p.get("state"))
-    text = f"collect {kind}" if kind else "collect"
-    detail = _s(rp.get("digits")) or _excerpt(rp.get("text"))
-    if detail:
-        text = f"{text} {detail}"
-    conf = rp.get("confidence")
-    return f"{text} ({_s(conf)})" if conf is not None else text
-
-
-def _record_headline(p: dict[str, Any]) -> str:
-    rec = _obj(p, "record")
-    state = _s(p.get("state"))
-    text = f"record {state}" if state else "record"
-    duration = rec.get("duration", p.get("duration"))
-    if duration not in (None, ""):
-        text = f"{text} {_s(duration)}s"
-    url = _s(rec.get("url", p.get("url")))
-    return f"{text} {url}" if url else text
-
-
-def _connect_headline(p: dict[str, Any]) -> str:
-    """``connect connected peer 8d19821f``; ``peer`` stays when the peer's id is missing."""
-    state = _s(p.get("connect_state"))
-    peer = p.get("peer")
-    peer = _short(peer.get("call_id")) if isinstance(peer, dict) else ""
-    text = f"connect {state} peer" if state else "connect peer"
-    return f"{text} {peer}" if peer else text
-
-
-def _detect_headline(p: dict[str, Any]) -> str:
-    detect = _obj(p, "detect")
-    return _join("detect", _s(detect.get("type")), _s(_get(detect, "params", "event")))
-
-
-def _dial_headline(p: dict[str, Any]) -> str:
-    """``dial answered``; the ``call`` object, which tag-only events lack, adds the winner and numbers."""
-    state = _s(p.get("dial_state"))
-    text = f"dial {state}" if state else "dial"
-    call = p.get("call")
-    if not isinstance(call, dict):
-        return text
-    if call.get("dial_winner") in (True, "true"):
-        text = f"{text} winner {_short(call.get('call_id'))}"
-    numbers = _numbers(call.get("device"))
-    return f"{text} {numbers}" if numbers else text
-
-
-def _fax_headline(p: dict[str, Any]) -> str:
-    fax = _obj(p, "fax")
-    fp = _obj(fax, "params")
-    pages = fp.get("pages")
-    return _join(
-        "fax",
-        _s(fax.get("type")),
-        _s(fp.get("direction")),
-        f"{_s(pages)} pages" if pages not in (None, "") else "",
-        _s(fp.get("result_text")),
-    )
-
-
-def _message_headline(p: dict[str, Any]) -> str:
-    src, dst = _s(p.get("from_number")), _s(p.get("to_number"))
-    text = f"{src or '?'} → {dst or '?'}"
-    state = _s(p.get("message_state"))
-    if state:
-        text = f"{text} {state}"
-    reason = _s(p.get("reason"))
-    if reason:
-        text = f"{text} ({reason})"
-    body = _excerpt(p.get("body"))
-    return f"{text} {body}" if body else text
-
-
-def _action(name: str, *keys: str) -> Callable[[dict[str, Any]], str]:
-    """A headline of ``name`` and the values at ``keys`` that are present: ``play finished``."""
-
-    def make(p: dict[str, Any]) -> str:
-        text = name
-        for key in keys:
-            value = _s(p.get(key))
-            if value:
-                text = f"{text} {value}"
-        return text
-
-    return make
-
-
-_HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "calling.call.state": _state_headline,
-    "calling.call.receive": _receive_headline,
-    "calling.call.play": _action("play", "state"),
-    "calling.call.record": _record_headline,
-    "calling.call.collect": _collect_headline,
-    "calling.call.connect": _connect_headline,
-    "calling.call.detect": _detect_headline,
-    "calling.call.fax": _fax_headline,
-    "calling.call.tap": _action("tap", "state"),
-    "calling.call.stream": _action("stream", "state", "url"),
-    "calling.call.send_digits": _action("send_digits", "state"),
-    "calling.call.dial": _dial_headline,
-    "calling.call.refer": lambda p: _join(
-        "refer", _s(p.get("state")), _s(p.get("sip_refer_to")), _s(p.get("sip_notify_response_code"))
-    ),
-    "calling.call.denoise": lambda p: "denoise " + ("on" if p.get("denoised") in (True, "true") else "off"),
-    "calling.call.pay": _action("pay", "state"),
-    "calling.call.queue": lambda p: _join(
-        "queue",
-        _s(p.get("status")),
-        _s(p.get("name")),
-        f"position {_s(p.get('position'))}/{_s(p.get('size'))}" if p.get("position") is not None else "",
-    ),
-    "calling.call.echo": _action("echo", "state"),
-    "calling.call.transcribe": _action("transcribe", "state", "url"),
-    "calling.call.hold": _action("hold", "state"),
-    "calling.conference": _action("conference", "name", "status"),
-    "calling.error": lambda p: _join("error", _s(p.get("code")), _s(p.get("message"))),
-    "messaging.receive": _message_headline,
-    "messaging.state": _message_headline,
-    "signalwire.authorization.state": lambda p: "session authorization updated",
-}
-
-
 _NOTHING: tuple[str, ...] = ()
-_FAILED = ("error", "failed")
-"""Tuples, not sets: a value from the wire may be unhashable (a dict), and a tuple compares instead."""
-_STATEFUL_ACTIONS = ("play", "record", "tap", "stream", "send_digits", "refer", "pay", "echo", "transcribe", "hold")
 _FAILED_STATES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "calling.call.state": ("end_reason", ("error",)),
-    "calling.call.connect": ("connect_state", _FAILED),
-    "calling.call.dial": ("dial_state", _FAILED),
-    "messaging.state": ("message_state", ("undelivered", "failed")),
-    **{f"calling.call.{action}": ("state", _FAILED) for action in _STATEFUL_ACTIONS},
+    **{event_type: (CALL.failed_key, CALL.failed) for event_type in CALL.event_types},
+    **{event_type: (MESSAGE.failed_key, MESSAGE.failed) for event_type in MESSAGE.event_types},
+    **{event_type: (action.key, action.failed) for event_type, action in ACTIONS.items()},
 }
-"""Events that report a failure in one key of their params, and its failure values: tested inline, per event."""
+"""Events that report a failure in one key of their params, and its failure values (tuples: a value from the
+wire may be unhashable, and a tuple compares instead), from the lifecycles: tested inline, per event."""
 _FAILURES: dict[str, Callable[[dict[str, Any]], bool]] = {
-    "calling.call.collect": lambda p: _get(p, "result", "type") == "error" or p.get("state") in _FAILED,
-    "calling.call.detect": lambda p: _get(p, "detect", "params", "event") in _FAILED,
-    "calling.call.fax": lambda p: _get(p, "fax", "type") == "error" or _get(p, "fax", "params", "success") is False,
+    "calling.call.collect": lambda p: get(p, "result", "type") == "error" or p.get("state") in ACTION_FAILED,
+    "calling.call.detect": lambda p: get(p, "detect", "params", "event") in ACTION_FAILED,
+    "calling.call.fax": lambda p: get(p, "fax", "type") == "error" or get(p, "fax", "params", "success") is False,
     "calling.error": lambda p: True,
 }
 """The other events that can report a failure, with their tests. Failures are highlighted when colour is on."""
@@ -509,11 +208,8 @@ _PASSED = " · passed"
 
 
 def headline(event_type: str, params: dict[str, Any]) -> str:
-    """What happened, in a few words, from the payload's params."""
-    make = _HEADLINES.get(event_type)
-    if make is None:
-        return _excerpt(orjson.dumps(protocol.redact(params)).decode(), 80)
-    return make(params)
+    """What happened, in a few words, from the payload's params: the phrase table's headline."""
+    return describer(event_type, headline=True)(params)
 
 
 Printer = Callable[[dict[str, Any], "bytes | None", Any], bytes]
@@ -591,7 +287,7 @@ class _PrettyLine:
         self.passing = passing
         self._dim = style.dim
         self._reset = style.reset
-        self._alert = style.code(_ALERT).encode()
+        self._alert = style.code(ALERT).encode()
         self._reset_bytes = self._reset.encode()
         self._millis = tuple(f"{ms}{self._reset} ".encode() for ms in _MILLIS)
         self._no_time = (b"", f"{self._dim}--:--:--.---{self._reset} ".encode())
@@ -601,7 +297,7 @@ class _PrettyLine:
         self._second = b""
         self._kinds: _Cache[_Kind] = _Cache(1 << 20)
         self._calls: _Cache[bytes] = _Cache(2 << 20)
-        self._call_codes = {sgr: style.code(sgr) for sgr in _CALL_COLORS}
+        self._call_codes = {sgr: style.code(sgr) for sgr in CALL_COLORS}
         self._tags: _Cache[str] = _Cache(2 << 20)
 
     def _time(self, ts: Any) -> tuple[bytes, bytes]:
@@ -638,7 +334,7 @@ class _PrettyLine:
             shown = shown[:cut] + "…"
         pad = " " * max(_TYPE_WIDTH - cells(shown), 0)
         cell = f"{self.style.code(family_sgr(event_type))}{shown}{pad}{self._reset} ".encode()
-        make = _HEADLINES.get(event_type) or functools.partial(headline, event_type)
+        make = describer(event_type, headline=True)
         keep = 0
         if self.passing and event_type == "calling.call.receive":
             make, keep = _with_suffix(make, _PASSED), len(_PASSED)
@@ -660,7 +356,7 @@ class _PrettyLine:
         cell = self._calls.get(call_id)
         if cell is None:
             if call_id:
-                cell = f"{self._call_codes[call_sgr(call_id)]}{_short(call_id):<8}{self._reset} ".encode()
+                cell = f"{self._call_codes[call_sgr(call_id)]}{short(call_id):<8}{self._reset} ".encode()
             else:
                 cell = b" " * _CALL_CELLS
             self._calls.add(call_id, cell, len(cell))
@@ -688,8 +384,8 @@ class _PrettyLine:
         if event_type.__class__ is not str:
             event_type = ""
         ts = payload.get("timestamp")
-        if ts is None:
-            ts = params.get("timestamp")
+        if ts.__class__ is not float or not 0.0 < ts < inf:  # hot path: a float at the top level
+            ts = event_time(payload)
         cell, make, failed_key, failed_values, failed, kind_cells, keep = self._kinds.get(event_type) or self._kind(
             event_type
         )
@@ -722,7 +418,7 @@ class _PrettyLine:
         dim, reset, width = self._dim, self._reset, self.width
         lines = []
         for name in event.typed_fields:
-            value = _text(clean[name])
+            value = value_text(clean[name])
             if width is not None:
                 value = fit(value, width - 5 - len(name))
             lines.append(f"    {dim}{name}{reset} {value}\n")

@@ -11,18 +11,19 @@ import math
 from collections import Counter
 from typing import Any, Final
 
-from relay_cli.views.printers import escape, local_iso
-from relay_cli.views.timeline import bounded_key, event_time
+from relay_cli.event import event_time
+from relay_cli.lifecycles import ANSWERED, CALL, ENDED, INBOUND_MESSAGE, MESSAGE
+from relay_cli.views.text import escape, local_iso
+from relay_cli.views.timeline import bounded_key
 
 __all__ = ["Summary", "nearest_rank", "span_text"]
 
+# Which events move a call (True) or a message (False) along its lifecycle, and the states that end them.
 _FAMILIES: Final = {
-    "calling.call.state": True,
-    "calling.call.receive": True,
-    "messaging.state": False,
-    "messaging.receive": False,
+    **dict.fromkeys(CALL.event_types, True),
+    **dict.fromkeys((*MESSAGE.event_types, *INBOUND_MESSAGE.event_types), False),
 }
-_FINAL_MESSAGE_STATES: Final = frozenset({"delivered", "undelivered", "failed", "received"})
+_FINAL_MESSAGE_STATES: Final = frozenset((*MESSAGE.final, *INBOUND_MESSAGE.final))
 # Calls or messages open at once beyond this are counted as never finished and forgotten, so a log whose
 # calls never end cannot grow memory without bound.
 _MAX_OPEN: Final = 100_000
@@ -145,7 +146,7 @@ class Summary:
         if reason.__class__ is str and len(reason) > 64:
             reason = bounded_key(reason)
         calls = self._calls
-        if state == "ended":
+        if state == ENDED:
             known = calls.pop(call_id, "")
             answered = self._answered.pop(call_id, None)
             if reason.__class__ is not str or not reason:
@@ -164,7 +165,7 @@ class Summary:
             calls[call_id] = ""
         if reason.__class__ is str and reason:
             calls[call_id] = reason
-        if state == "answered" and ts is not None and call_id not in self._answered:
+        if state == ANSWERED and ts is not None and call_id not in self._answered:
             self._answered[call_id] = ts
 
     def _message_state(self, params: dict[str, Any]) -> None:

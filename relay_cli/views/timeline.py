@@ -2,8 +2,9 @@
 
 A log interleaves every call of a session; reading one call's story means following its id across
 hundreds of unrelated lines. `CallTracker` regroups the events into one block per call (and per message),
-with times relative to the call's first event and the lifecycle problems of PROTOCOL.md section 9 flagged
-where they happen, so a broken call stands out without reading the rest.
+with times relative to the call's first event and the lifecycle problems of PROTOCOL.md section 9 (as
+`relay_cli.lifecycles` holds them) flagged where they happen, so a broken call stands out without reading the
+rest. Each event's line is its phrase from `views.phrases`, the one the pretty line shows after the event's name.
 
 It works in one pass over logs of millions of events: a block is written out as soon as it can be and
 then forgotten, and the calls that never end are bounded by ``max_open``.
@@ -16,82 +17,30 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from relay_cli.views.printers import Style, call_sgr, escape
+from relay_cli.event import event_time
+from relay_cli.lifecycles import ACTIONS, CALL, DIAL, INBOUND_MESSAGE, MESSAGE
+from relay_cli.views.phrases import EVENT_TYPES, Describe, describer
+from relay_cli.views.text import Style, call_sgr, escape, excerpt, join, numbers, present, route, s, short
 
-__all__ = ["CallTracker", "bounded_key", "event_time"]
-
-_Describe = Callable[[dict[str, Any]], str]
+__all__ = ["CallTracker", "bounded_key"]
 
 _CALL: Final = 0
 _MESSAGE: Final = 1
-_DIAL: Final = "calling.call.dial"
+_DIAL: Final = DIAL.event_type
 
-_CALL_STATES: Final = ("created", "ringing", "answered", "ending", "ended")
-_CALL_RANK: Final = {state: rank for rank, state in enumerate(_CALL_STATES)}
-_ENDED: Final = _CALL_RANK["ended"]
-_MESSAGE_STATES: Final = ("queued", "initiated", "sent")
-_MESSAGE_RANK: Final = {
-    "queued": 0,
-    "initiated": 1,
-    "sent": 2,
-    "delivered": 3,
-    "undelivered": 3,
-    "failed": 3,
-    "received": 3,
-}
-_MESSAGE_FINAL: Final = 3
-
-# For each action with a lifecycle: the params key holding its state, the state it starts in, and for each
-# state the states it may follow ("" meaning: the first event of that action). Unlisted states are not judged.
-# Queue is left out: real dequeue events carry ``control_id: null`` and leave events a new one.
+# The lifecycles, as this module's hot path reads them: plain dicts and tuples.
+_CALL_STATES: Final = CALL.states
+_CALL_RANK: Final = dict(CALL.rank)
+_ENDED: Final = CALL.last
+_MESSAGE_STATES: Final = tuple(step[0] for step in MESSAGE.steps)
+_MESSAGE_RANK: Final = {**MESSAGE.rank, **dict.fromkeys(INBOUND_MESSAGE.final, MESSAGE.last)}
+_MESSAGE_FINAL: Final = MESSAGE.last
+# For each action with an order: the params key holding its state, the state it starts in, and for each state
+# the states it may follow ("" meaning: the first event of that action). Unlisted states are not judged.
 _ACTION_ORDER: Final[dict[str, tuple[str, str, dict[str, frozenset[str]]]]] = {
-    "calling.call.play": (
-        "state",
-        "playing",
-        {
-            "playing": frozenset({"", "paused"}),
-            "paused": frozenset({"playing"}),
-            "finished": frozenset({"playing", "paused"}),
-            "error": frozenset({"", "playing", "paused"}),
-        },
-    ),
-    "calling.call.record": (
-        "state",
-        "recording",
-        {
-            "recording": frozenset({""}),
-            "finished": frozenset({"recording"}),
-            "no_input": frozenset({"recording"}),
-        },
-    ),
-    "calling.call.connect": (
-        "connect_state",
-        "connecting",
-        {
-            "connecting": frozenset({"", "disconnected", "failed"}),
-            "connected": frozenset({"connecting"}),
-            "disconnected": frozenset({"connected"}),
-            "failed": frozenset({"", "connecting"}),
-        },
-    ),
-    "calling.call.tap": ("state", "tapping", {"tapping": frozenset({""}), "finished": frozenset({"tapping"})}),
-    "calling.call.stream": (
-        "state",
-        "streaming",
-        {"streaming": frozenset({""}), "finished": frozenset({"streaming"})},
-    ),
-    "calling.call.transcribe": (
-        "state",
-        "transcribing",
-        {"transcribing": frozenset({""}), "finished": frozenset({"transcribing"})},
-    ),
-    "calling.call.echo": ("state", "echoing", {"echoing": frozenset({""}), "finished": frozenset({"echoing"})}),
-    "calling.call.hold": ("state", "hold", {"hold": frozenset({"", "unhold"}), "unhold": frozenset({"hold"})}),
-    _DIAL: (
-        "dial_state",
-        "dialing",
-        {"dialing": frozenset({""}), "answered": frozenset({"", "dialing"}), "failed": frozenset({"", "dialing"})},
-    ),
+    event_type: (action.key, action.start, dict(action.follows))
+    for event_type, action in ACTIONS.items()
+    if action.follows
 }
 
 # A call that ended but whose dial has not reported yet (a failed dial reports just after the leg ended)
@@ -131,241 +80,14 @@ def bounded_key(ident: str) -> str:
     return f"{ident[:64]}…{digest}"
 
 
-def _finite(value: Any) -> float | None:
-    if value.__class__ is float:
-        return value if value > 0.0 and value - value == 0.0 else None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        number = float(value)
-    except (ValueError, OverflowError):
-        return None
-    return number if number > 0.0 and math.isfinite(number) else None
-
-
-def event_time(payload: dict[str, Any]) -> float | None:
-    """The event's epoch seconds: top-level ``timestamp`` (number or numeric string), else ``params.timestamp``.
-
-    Zero, negative and non-finite values count as missing: the SDK's own format writes ``0.0`` when it
-    found no time, and a made-up 1970 would wreck every relative time and span computed from it.
-    """
-    found = _finite(payload.get("timestamp"))
-    if found is None:
-        params = payload.get("params")
-        if isinstance(params, dict):
-            found = _finite(params.get("timestamp"))
-    return found
-
-
-def _s(value: Any) -> str:
-    """Any payload value as short, terminal-safe text; empty for null and missing.
-
-    The describers below test for a printable string themselves before calling this: that is nearly
-    every value, and a million events make even a function call a cost worth skipping.
-    """
-    if value.__class__ is str:
-        return value if value.isprintable() else escape(value)
-    if value is None:
-        return ""
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return escape(str(value)[:80])
-
-
-def _short(call_id: Any) -> str:
-    """The first 8 characters of an id, escaped; checking only those 8 when they need no escaping."""
-    if call_id.__class__ is str:
-        head: str = call_id[:8]
-        if head.isprintable():
-            return head
-    return _s(call_id)[:8]
-
-
-def _join(*parts: str) -> str:
-    """The non-empty parts, space-separated (a loop: cheaper than ``join(filter(...))`` for a few parts)."""
-    out = ""
-    for part in parts:
-        if part:
-            out = f"{out} {part}" if out else part
-    return out
-
-
-def _obj(params: dict[str, Any], key: str) -> dict[str, Any]:
-    value = params.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value != ""
-
-
-def _excerpt(value: Any, width: int = 40) -> str:
-    text = _s(value)
-    if not text:
-        return ""
-    return f'"{text[:width]}…"' if len(text) > width else f'"{text}"'
-
-
-def _numbers(device: Any) -> tuple[Any, Any] | None:
-    """``(from, to)`` of a device object, phone or SIP style; None when it names neither."""
-    if not isinstance(device, dict):
-        return None
-    params = device.get("params")
-    if not isinstance(params, dict):
-        return None
-    src = params.get("from_number", params.get("from"))
-    dst = params.get("to_number", params.get("to"))
-    if (src is None or src == "") and (dst is None or dst == ""):
-        return None
-    return src, dst
-
-
-def _with_reason(value: Any, reason: Any) -> str:
-    """A state, and its reason in parentheses when there is one."""
-    state: str = value if value.__class__ is str and value.isprintable() else _s(value)
-    if reason is None or reason == "":
-        return state
-    return f"{state} ({_s(reason)})" if state else f"({_s(reason)})"
-
-
-def _describe_state(p: dict[str, Any]) -> str:
-    return _with_reason(p.get("call_state"), p.get("end_reason"))
-
-
-def _describe_record(p: dict[str, Any]) -> str:
-    rec = _obj(p, "record")
-    duration = rec.get("duration", p.get("duration"))
-    url = rec.get("url") or p.get("url")
-    return _join(_s(p.get("state")), f"{_s(duration)}s" if _present(duration) else "", _s(url))
-
-
-def _describe_collect(p: dict[str, Any]) -> str:
-    result = p.get("result")
-    partial = "(partial)" if p.get("final") in (False, "false") else ""
-    if not isinstance(result, dict):
-        return _join(_s(p.get("state")), partial)
-    kind = _s(result.get("type"))
-    rp = _obj(result, "params")
-    digits = rp.get("digits")
-    detail = _s(digits) + _s(rp.get("terminator")) if _present(digits) else _excerpt(rp.get("text"))
-    confidence = rp.get("confidence")
-    return _join(kind or _s(p.get("state")), detail, f"({_s(confidence)})" if _present(confidence) else "", partial)
-
-
-def _describe_connect(p: dict[str, Any]) -> str:
-    text = _s(p.get("connect_state"))
-    peer = p.get("peer")
-    if isinstance(peer, dict):
-        short = _short(peer.get("call_id"))
-        if short:
-            text = _join(text, f"peer {short}")
-    why = p.get("failed_reason")
-    if why is not None and why != "":
-        text = _join(text, f"({_s(why)})")
-    return text
-
-
-def _describe_detect(p: dict[str, Any]) -> str:
-    detect = _obj(p, "detect")
-    dp = _obj(detect, "params")
-    return _join(_s(detect.get("type")), _s(dp.get("event")), "beep" if dp.get("beep") in (True, "true") else "")
-
-
-def _describe_fax(p: dict[str, Any]) -> str:
-    fax = _obj(p, "fax")
-    fp = _obj(fax, "params")
-    pages = fp.get("pages")
-    return _join(
-        _s(fax.get("type")),
-        _s(fp.get("direction")),
-        f"{_s(pages)} pages" if _present(pages) else "",
-        _s(fp.get("result_text")),
-    )
-
-
-def _describe_tap(p: dict[str, Any]) -> str:
-    return _join(_s(p.get("state")), _s(_obj(_obj(p, "tap"), "params").get("direction")))
-
-
-def _describe_refer(p: dict[str, Any]) -> str:
-    code = p.get("sip_notify_response_code") or p.get("sip_refer_response_code")
-    return _join(_s(p.get("state")), _s(p.get("sip_refer_to")), _s(code))
-
-
-def _describe_queue(p: dict[str, Any]) -> str:
-    position = p.get("position")
-    where = f"position {_s(position)}/{_s(p.get('size'))}" if _present(position) else ""
-    return _join(_s(p.get("status")), _s(p.get("name")), where)
-
-
-def _describe_transcribe(p: dict[str, Any]) -> str:
-    duration = p.get("duration")
-    return _join(_s(p.get("state")), f"{_s(duration)}s" if _present(duration) else "", _s(p.get("url")))
-
-
-def _describe_dial(p: dict[str, Any]) -> str:
-    state = p.get("dial_state")
-    if state.__class__ is not str or not state.isprintable():
-        state = _s(state)
-    call = p.get("call")
-    if isinstance(call, dict) and call.get("dial_winner") in (True, "true") and _present(call.get("call_id")):
-        return _join(state, f"winner {_short(call.get('call_id'))}")
-    return state
-
-
-def _describe_message(p: dict[str, Any]) -> str:
-    return _with_reason(p.get("message_state"), p.get("reason"))
-
-
-def _describe_other(p: dict[str, Any]) -> str:
-    """Call events of types this module does not know: whatever state-like field they carry."""
-    for key in ("state", "status", "call_state"):
-        if _present(p.get(key)):
-            return _s(p.get(key))
-    return ""
-
-
-def _field(*keys: str) -> _Describe:
-    """A describer that shows these params, when present."""
-    if len(keys) == 1:
-        key = keys[0]
-
-        def one(p: dict[str, Any]) -> str:
-            value = p.get(key)
-            return value if value.__class__ is str and value.isprintable() else _s(value)
-
-        return one
-    return lambda p: _join(*[_s(p.get(key)) for key in keys])
-
-
-_DESCRIBE: Final[dict[str, tuple[int, _Describe]]] = {
-    "calling.call.state": (_CALL, _describe_state),
-    "calling.call.receive": (_CALL, _describe_state),
-    "calling.call.play": (_CALL, _field("state")),
-    "calling.call.record": (_CALL, _describe_record),
-    "calling.call.collect": (_CALL, _describe_collect),
-    "calling.call.connect": (_CALL, _describe_connect),
-    "calling.call.detect": (_CALL, _describe_detect),
-    "calling.call.fax": (_CALL, _describe_fax),
-    "calling.call.tap": (_CALL, _describe_tap),
-    "calling.call.stream": (_CALL, _field("state", "url")),
-    "calling.call.send_digits": (_CALL, _field("state")),
-    _DIAL: (_CALL, _describe_dial),
-    "calling.call.refer": (_CALL, _describe_refer),
-    "calling.call.denoise": (_CALL, lambda p: "on" if p.get("denoised") in (True, "true") else "off"),
-    "calling.call.pay": (_CALL, _field("state", "for")),
-    "calling.call.queue": (_CALL, _describe_queue),
-    "calling.call.echo": (_CALL, _field("state")),
-    "calling.call.transcribe": (_CALL, _describe_transcribe),
-    "calling.call.hold": (_CALL, _field("state")),
-    "calling.conference": (_CALL, _field("status", "name")),
-    "calling.error": (_CALL, _field("code", "message")),
-    "messaging.receive": (_MESSAGE, _describe_message),
-    "messaging.state": (_MESSAGE, _describe_message),
-}
-_STATE_TYPES: Final = frozenset({"calling.call.state", "calling.call.receive"})
+_STATE_TYPES: Final = frozenset(CALL.event_types)
+_MESSAGE_TYPES: Final = frozenset((*MESSAGE.event_types, *INBOUND_MESSAGE.event_types))
+_DESCRIBED: Final = tuple(
+    (event_type, _MESSAGE if event_type in _MESSAGE_TYPES else _CALL)
+    for event_type in EVENT_TYPES
+    if event_type.startswith("calling.") or event_type in _MESSAGE_TYPES
+)
+"""The event types a block shows, and the family of each; other types are not about a call or a message."""
 
 # How `CallTracker.feed` joins and judges an event, decided once per event type (`CallTracker._spec`) rather
 # than by testing every event's type against each special case.
@@ -378,7 +100,7 @@ _K_RECEIVE: Final = 5  # ``messaging.receive``, which is a whole inbound message
 
 _Lifecycle = tuple[str, str, dict[str, frozenset[str]]]
 # (kind, column text, describe, action name for notes, lifecycle from _ACTION_ORDER or None)
-_Spec = tuple[int, str, _Describe, str, "_Lifecycle | None"]
+_Spec = tuple[int, str, Describe, str, "_Lifecycle | None"]
 
 
 class _Block:
@@ -413,7 +135,7 @@ class _Block:
         self.message = message
         self.tag = tag
         self.direction: Any = None
-        self.numbers: tuple[Any, Any] | None = None
+        self.numbers: str | None = None
         self.context: Any = None
         self.peer_of = ""
         self.legs: tuple[str, ...] = ()
@@ -472,7 +194,7 @@ class CallTracker:
         self._warn = style.code("1;33")
         self._dim = style.dim
         self._specs: dict[str, _Spec] = {
-            event_type: self._spec(event_type, family, describe) for event_type, (family, describe) in _DESCRIBE.items()
+            event_type: self._spec(event_type, family) for event_type, family in _DESCRIBED
         }
         self._order: deque[_Block] = deque()
         self._calls: dict[str, _Block] = {}
@@ -497,7 +219,7 @@ class CallTracker:
         """Calls and messages held in memory: open, or ended and waiting behind an older open one."""
         return len(self._order)
 
-    def _spec(self, event_type: str, family: int, describe: _Describe) -> _Spec:
+    def _spec(self, event_type: str, family: int) -> _Spec:
         """How `feed` handles this event type: worked out once, since a log repeats a handful of types."""
         if event_type in _STATE_TYPES:
             kind = _K_STATE
@@ -506,13 +228,13 @@ class CallTracker:
         elif event_type == "calling.call.connect":
             kind = _K_CONNECT
         elif family == _MESSAGE:
-            kind = _K_RECEIVE if event_type == "messaging.receive" else _K_MESSAGE
+            kind = _K_RECEIVE if event_type in INBOUND_MESSAGE.event_types else _K_MESSAGE
         else:
             kind = _K_ACTION
         action = escape(event_type.rpartition(".")[2])[:64]
         # Between an event's clock and its description (see `_Block.entries`).
         column = f" {self._dim}{action or '-':<11}{self._reset} "
-        return kind, column, describe, action, _ACTION_ORDER.get(event_type)
+        return kind, column, describer(event_type, headline=False), action, _ACTION_ORDER.get(event_type)
 
     def feed(self, payload: dict[str, Any]) -> str:
         """Take one event; return the text of the blocks it completed, or ``""``."""
@@ -536,7 +258,7 @@ class CallTracker:
         if spec is None:
             if not event_type.startswith("calling."):
                 return b""
-            spec = self._spec(event_type, _CALL, _describe_other)
+            spec = self._spec(event_type, _CALL)
             if len(self._specs) < 512 and len(event_type) <= _MAX_KEY:
                 self._specs[event_type] = spec
         kind, column, describe, action, lifecycle = spec
@@ -571,12 +293,12 @@ class CallTracker:
                 state = params.get("call_state")
                 rank = _CALL_RANK.get(state, -1) if state.__class__ is str else -1
                 if rank >= 0:
-                    # Half of all events: what `_describe_state` says of a known state, without the call.
+                    # Half of all events: the state's phrase (see `phrases`), written here without the call.
                     reason = params.get("end_reason")
-                    what = state if reason is None or reason == "" else f"{state} ({_s(reason)})"
+                    what = state if reason is None or reason == "" else f"{state} ({s(reason)})"
                 if block.rank == _ENDED:
                     block.disorder += 1
-                    note = f"{_s(state) or 'state'} after ended"
+                    note = f"{s(state) or 'state'} after ended"
                 elif rank > block.rank:
                     block.rank = rank
                     if rank == _ENDED:
@@ -611,7 +333,7 @@ class CallTracker:
                 return b""
             note = self._judge_message(block, params, kind == _K_RECEIVE)
             if not block.entries:
-                what = _join(describe(params), _excerpt(params.get("body")))
+                what = join(describe(params), excerpt(params.get("body")))
 
         if self._accept is not None and not block.chosen:
             block.chosen = self._accept(payload)
@@ -735,7 +457,7 @@ class CallTracker:
     def _learn(self, block: _Block, params: dict[str, Any], payload: dict[str, Any], device: Any) -> None:
         """Fill the header from the first event that tells: direction, numbers, context, dial tag."""
         if block.numbers is None:
-            block.numbers = _numbers(device)
+            block.numbers = numbers(device) or None
         if block.direction is None:
             direction = params.get("direction")
             if direction is not None and direction != "":
@@ -772,8 +494,8 @@ class CallTracker:
             self._hold(block)
         if block.numbers is None:
             src, dst = params.get("from_number"), params.get("to_number")
-            if _present(src) or _present(dst):
-                block.numbers = (src, dst)
+            if present(src) or present(dst):
+                block.numbers = route(src, dst)
             self._learn(block, params, payload, None)
         return block
 
@@ -794,12 +516,12 @@ class CallTracker:
     def _judge_dial(self, block: _Block, params: dict[str, Any], lifecycle: _Lifecycle | None, action: str) -> str:
         """Note the dial's outcome, which a call that ended waits for; dials still report after the leg ended."""
         state = params.get("dial_state")
-        if state in ("answered", "failed"):
+        if state in DIAL.final:
             block.awaiting_dial = False
             block.dial_settled = True
             if not block.ident:
                 block.done = True
-        elif state == "dialing" and not block.dial_settled:
+        elif state == DIAL.start and not block.dial_settled:
             block.awaiting_dial = True
         if lifecycle is None:
             return ""
@@ -838,7 +560,7 @@ class CallTracker:
         rank = _MESSAGE_RANK.get(state, -1) if state.__class__ is str else -1
         if block.rank == _MESSAGE_FINAL:
             block.disorder += 1
-            return f"{_s(state) or 'event'} after the final state"
+            return f"{s(state) or 'event'} after the final state"
         if received and rank < _MESSAGE_FINAL:
             block.rank = _MESSAGE_FINAL
             block.done = True
@@ -902,34 +624,29 @@ class CallTracker:
         if self._accept is not None and not block.chosen:
             return b""
         bold, reset, warn = self._bold, self._reset, self._warn
-        # `_learn` keeps only present values; most are printable strings, shown without a call to `_s`.
+        # `_learn` keeps only present values; most are printable strings, shown without a call to `s`.
         rest = ""
         direction = block.direction
         if direction is not None:
-            rest = "  " + (direction if direction.__class__ is str and direction.isprintable() else _s(direction))
+            rest = "  " + (direction if direction.__class__ is str and direction.isprintable() else s(direction))
         if block.numbers is not None:
-            src, dst = block.numbers
-            if src.__class__ is not str or not src.isprintable():
-                src = _s(src)
-            if dst.__class__ is not str or not dst.isprintable():
-                dst = _s(dst)
-            rest += f"  {src or '?'} → {dst or '?'}"
+            rest += f"  {block.numbers}"
         context = block.context
         if context is not None:
-            rest += f"  (context {context if context.__class__ is str and context.isprintable() else _s(context)})"
+            rest += f"  (context {context if context.__class__ is str and context.isprintable() else s(context)})"
         if block.peer_of:
-            rest += f"  peer of {_short(block.peer_of)}"
+            rest += f"  peer of {short(block.peer_of)}"
         if block.legs:
-            rest += "  peer leg " + ", ".join([_short(leg) for leg in block.legs])
+            rest += "  peer leg " + ", ".join([short(leg) for leg in block.legs])
         ident = block.ident
         if ident:
             kind = "message" if block.message else "call"
             colour = self._style.code(call_sgr(ident)) if self._style.color else ""
             if not ident.isprintable():
-                ident = _s(ident)
+                ident = s(ident)
             head = f"{bold}{kind} {colour}{ident}{reset}{bold}{rest}{reset}"
         else:
-            head = f"{bold}dial {_s(block.tag)}{rest}  (call id unknown){reset}"
+            head = f"{bold}dial {s(block.tag)}{rest}  (call id unknown){reset}"
         if unfinished:
             what = "no final state" if block.message else "no end state"
             if evicted:
