@@ -12,6 +12,7 @@ import re
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from relay_cli import __version__
@@ -20,11 +21,13 @@ __all__ = [
     "ACK_HEAD",
     "ACK_TAIL",
     "AGENT",
+    "APP_TO_RELAY",
     "AUTH_FAILED",
     "BAD_AUTH_STATE",
     "CALL_GONE",
     "CALL_NOT_FOUND",
     "CALL_PASS",
+    "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "MAX_CONTAINERS",
@@ -33,9 +36,11 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "PROTOCOL_EVENT_TYPES",
     "REDACTED",
+    "RELAY_TO_APP",
     "SECRET_KEYS",
     "VERSION",
     "FrameError",
+    "FrameRecord",
     "Kind",
     "Secrets",
     "ack",
@@ -67,6 +72,7 @@ BAD_AUTH_STATE = -32003
 INVALID_PARAMS = -32602
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
+INTERNAL_ERROR = -32603
 
 MAX_FRAME = 10 * 2**20
 """The largest frame either end accepts, and the longest line relay reads from a recording."""
@@ -107,6 +113,30 @@ class Kind(enum.Enum):
 
 
 _METHOD_KINDS = {k.value: k for k in (Kind.EVENT, Kind.PING, Kind.DISCONNECT, Kind.CONNECT)}
+
+APP_TO_RELAY = "app>relay"
+"""A frame's direction: from the app (the client) to RELAY (the server)."""
+RELAY_TO_APP = "relay>app"
+"""A frame's direction: from RELAY to the app."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One frame as it crossed the wire, for journals and proxies: both its bytes and what they decode to.
+
+    ``kind`` is None for a frame that is not JSON-RPC, ``value`` too when it is not even JSON: both are still
+    recorded, as sent.
+    """
+
+    direction: str
+    """:data:`APP_TO_RELAY` or :data:`RELAY_TO_APP`."""
+    time: float
+    """Wall-clock seconds when the frame was sent or received."""
+    connection: str
+    """Which connection carried it (an id the recorder chose)."""
+    kind: Kind | None
+    value: Any
+    raw: bytes
 
 
 def classify(frame: Any) -> Kind:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from relay_cli.demo import EVENT_TYPES, DemoTraffic
+from relay_cli.emulator.flows import EVENT_TYPES, DemoTraffic
 
 START = 1_764_201_234.123456
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -344,3 +344,66 @@ def test_inbound_calls_under_way_are_known_until_their_last_event() -> None:
         assert all(traffic.inbound_calls[call_id] is p for call_id, p in under_way.items())
     assert ended > 50
     assert len(traffic.ended_inbound_calls) <= 1024
+
+
+def test_the_stream_moves_only_along_the_lifecycles_of_the_shared_data() -> None:
+    from relay_cli.lifecycles import ACTIONS, CALL, COLLECT_RESULTS, END_REASONS, INBOUND_MESSAGE, MESSAGE
+
+    calls: dict[str, int] = {}
+    messages: dict[str, int] = {}
+    actions: dict[tuple[str, str], str] = {}
+    for p in DemoTraffic(seed=9, contexts=("office",)).take(20_000):
+        event_type, params = p["event_type"], p["params"]
+        if event_type in CALL.event_types:
+            rank = CALL.rank[params["call_state"]]
+            assert rank > calls.get(params["call_id"], -1), params
+            calls[params["call_id"]] = rank
+            if "end_reason" in params:
+                assert params["end_reason"] in END_REASONS
+        elif event_type in MESSAGE.event_types:
+            rank = MESSAGE.rank[params["message_state"]]
+            assert rank > messages.get(params["message_id"], -1), params
+            messages[params["message_id"]] = rank
+        elif event_type in INBOUND_MESSAGE.event_types:
+            assert params["message_state"] in INBOUND_MESSAGE.states
+        elif event_type == "calling.call.collect":
+            assert params["result"]["type"] in COLLECT_RESULTS
+        elif event_type in ACTIONS:
+            lifecycle = ACTIONS[event_type]
+            key = (event_type, params.get("control_id") or params.get("tag") or params["call_id"])
+            state = params[lifecycle.key]
+            assert lifecycle.may_follow(actions.get(key, ""), state) is not False, (key, state)
+            actions[key] = state
+    assert len(calls) > 100 and len(messages) > 50 and len(actions) > 100
+
+
+def test_one_flow_is_a_public_generator_that_can_go_on_a_sessions_outbox() -> None:
+    from relay_cli.emulator.sessions import EmulatorCore, Peer
+
+    traffic = DemoTraffic(seed=4, contexts=("office",))
+    steps = list(traffic.outbound_message())
+    assert [s[1] for s in steps] == ["messaging.state"] * len(steps)
+    assert steps[0][2]["message_state"] == "queued" and steps[0][0] == 0
+
+    now = [50.0]
+    written: list[bytes] = []
+
+    class Wire(Peer):
+        def write(self, frames: Any) -> None:
+            written.extend(frames)
+
+    core = EmulatorCore(demo=False, clock=lambda: now[0])
+    peer = Wire("client:1")
+    frame: dict[str, Any] = {"jsonrpc": "2.0", "id": "c", "method": "signalwire.connect"}
+    frame["params"] = {"authentication": {"project": "p", "token": "t"}}
+    session = core.connect(peer, frame).session
+    assert session is not None
+    assert core.schedule_flow(session, steps) == len(steps)
+    last_due = 50.0 + sum(s[0] for s in steps) / 1_000_000
+    assert core.next_due() == 50.0
+    now[0] = last_due
+    core.tick()
+    got = [json.loads(raw)["params"] for raw in written]
+    assert [g["params"] for g in got] == [s[2] for s in steps]
+    assert all(g["event_channel"] == session.protocol and g["context"] == "office" for g in got)
+    assert core.next_due() is None

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-import relay_cli.emulator as emulator_module
+import relay_cli.emulator.sessions as emulator_module
 from relay_cli.emulator import MAX_CONTEXT_LENGTH, MAX_CONTEXTS, MAX_UNACKED, Emulator
 from relay_cli.protocol import (
     AUTH_FAILED,
@@ -28,6 +28,7 @@ from relay_cli.protocol import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
+    Kind,
     ack,
     connect_params,
     request,
@@ -1062,3 +1063,31 @@ def test_the_events_cap_counts_what_a_session_got_not_the_events_of_calls_it_pas
             await ws.close()
 
     run(main, timeout=30)
+
+
+def test_the_journal_holds_every_frame_both_ways_acks_and_pings_included() -> None:
+    async def main() -> None:
+        async with Emulator(demo=False, ping_interval=0, journal_size=100) as emu:
+            ws, res, _ = await session(emu)
+            await send(ws, request("signalwire.ping", {"timestamp": 1.0}, "p-1"))
+            assert (await recv(ws))["id"] == "p-1"
+            frame_id = await emu.push({"event_type": "calling.call.state", "params": {"call_id": "c"}})
+            assert (await recv(ws))["id"] == frame_id
+            await send(ws, ack(frame_id))
+            await eventually(lambda: emu.stats.events_acked == 1)
+            await ws.close()
+            seen = [(r.direction, r.kind, r.value.get("id")) for r in emu.journal.records()]
+            assert seen == [
+                ("app>relay", Kind.CONNECT, "connect-1"),
+                ("relay>app", Kind.RESULT, "connect-1"),
+                ("relay>app", Kind.EVENT, seen[2][2]),
+                ("app>relay", Kind.RESULT, seen[2][2]),  # the ACK of authorization.state
+                ("app>relay", Kind.PING, "p-1"),
+                ("relay>app", Kind.RESULT, "p-1"),
+                ("relay>app", Kind.EVENT, frame_id),
+                ("app>relay", Kind.RESULT, frame_id),
+            ]
+            sessions = {s for s, _ in emu.journal.entries()}
+            assert sessions == {res["sessionid"]}  # the connect request is filed under the session it opened
+
+    run(main)

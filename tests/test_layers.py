@@ -20,7 +20,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "relay_cli"
 CORE = ("relay_cli.__init__", "relay_cli.errors", "relay_cli.event", "relay_cli.lifecycles", "relay_cli.protocol")
 PIPELINE = ("relay_cli.pipeline",)
 VIEWS = ("relay_cli.views",)
-NETWORK = ("relay_cli.burst", "relay_cli.session", "relay_cli.emulator", "relay_cli.demo")
+EMULATOR_CORE = tuple(
+    f"relay_cli.emulator.{m}" for m in ("sessions", "methods", "outbox", "journal", "flows")
+)  # sans-I/O: unit-tested without a socket
+NETWORK = ("relay_cli.burst", "relay_cli.session", "relay_cli.emulator")
 EDGE = ("relay_cli.cli", "relay_cli.run", "relay_cli.terminal", "relay_cli.outbuf", "relay_cli.__main__")
 
 IO = frozenset({"asyncio", "websockets", "ssl", "socket", "threading", "selectors"})
@@ -40,8 +43,17 @@ class Layer:
 
 LAYERS = (
     Layer("core", CORE, (), frozenset({"orjson"}), IO | EDGE_ONLY),
+    # The parse view renders the reader's entries (its BadLine and to_event); the reader reads, the view does not.
+    Layer(
+        "parse view",
+        ("relay_cli.views.parse",),
+        (*CORE, *VIEWS, "relay_cli.pipeline.reader"),
+        frozenset({"orjson"}),
+        IO | EDGE_ONLY,
+    ),
     Layer("pipeline", PIPELINE, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
     Layer("views", VIEWS, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
+    Layer("emulator core", EMULATOR_CORE, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
     Layer("network", NETWORK, CORE, frozenset({"orjson", "websockets"}), EDGE_ONLY),
     Layer("edge", EDGE, ("relay_cli",), frozenset({"orjson", "websockets", "typer", "click", "rich"})),
 )

@@ -5,6 +5,12 @@ payload of each `signalwire.event` (the frame's `params`) in timestamp order. Th
 to clients so `relay tail --demo` shows something on a machine with no account; benchmarks write millions
 of them to JSONL.
 
+The flows are public generators of `Step` tuples (delay after the flow's previous event, event type, params,
+top-level context): `inbound_call`, `outbound_call`, `inbound_message`, `outbound_message`, `talk` and
+`action`, each walking the states of :mod:`relay_cli.lifecycles`. `DemoTraffic` interleaves random flows on a
+heap of due steps in simulated time (hot path: it is the emulator's per-event cost); one flow on its own can go
+on a session's timed outbox (``EmulatorCore.schedule_flow``).
+
 Everything random comes from one private `random.Random(seed)`, including every UUID, so one seed always gives
 one stream. Only the standard library is used and nothing here does I/O, so the module is cheap to import.
 """
@@ -19,7 +25,9 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from itertools import accumulate, islice
 from typing import Any
 
-__all__ = ["EVENT_TYPES", "DemoTraffic"]
+from relay_cli.lifecycles import ACTIONS, CALL, DIAL, INBOUND_MESSAGE, MESSAGE
+
+__all__ = ["ACTION_KINDS", "EVENT_TYPES", "Action", "Call", "DemoTraffic", "Flow", "Step"]
 
 EVENT_TYPES: tuple[str, ...] = (
     "calling.call.state",
@@ -48,17 +56,32 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 # (delay in microseconds after the flow's previous event, event_type, params, top-level context or None)
-_Step = tuple[int, str, dict[str, Any], str | None]
-_Flow = Generator[_Step, None, None]
+Step = tuple[int, str, dict[str, Any], str | None]
+Flow = Generator[Step, None, None]
 # An action yields its events and returns True when it ended the call (a successful SIP REFER).
-_Action = Generator[_Step, None, bool]
+Action = Generator[Step, None, bool]
 
-_STATE = "calling.call.state"
+_RECEIVE, _STATE = CALL.event_types
+CREATED, RINGING, ANSWERED, ENDING, ENDED = CALL.states
 _HOST = "example.signalwire.com"
 # Outbound messages need some context; a client with no contexts of its own still names one when sending.
 _SEND_CONTEXT = "default"
 
-_ACTIONS: tuple[str, ...] = (
+# The states the flows walk, from the lifecycle data (PROTOCOL.md section 9).
+_DIAL_ANSWERED, _DIAL_FAILED = DIAL.final
+_PLAYING, _RECORDING, _CONNECTING, _TAPPING, _STREAMING, _ECHOING, _TRANSCRIBING, _HOLD = (
+    ACTIONS[f"calling.call.{name}"].start
+    for name in ("play", "record", "connect", "tap", "stream", "echo", "transcribe", "hold")
+)
+_MESSAGE_STATE = MESSAGE.event_types[0]
+_QUEUED, _INITIATED, _SENT = (step[0] for step in MESSAGE.steps[:3])
+_DELIVERED_STATE, _UNDELIVERED_STATE, _FAILED_STATE = MESSAGE.final
+_DELIVERED: tuple[str, ...] = (_INITIATED, _SENT, _DELIVERED_STATE)
+_UNDELIVERED: tuple[str, ...] = (_INITIATED, _SENT, _UNDELIVERED_STATE)
+_FAILED: tuple[str, ...] = (_INITIATED, _FAILED_STATE)
+_FAILED_AT_ONCE: tuple[str, ...] = (_FAILED_STATE,)
+
+ACTION_KINDS: tuple[str, ...] = (
     "play",
     "collect",
     "record",
@@ -131,15 +154,15 @@ _CODECS = ("PCMU", "PCMA", "OPUS")
 _ENDED_KEPT = 1024
 # seconds between one outbound message state and the next
 _MESSAGE_GAPS: dict[str, tuple[float, float]] = {
-    "initiated": (0.02, 0.3),
-    "sent": (0.3, 2),
-    "delivered": (1, 8),
-    "undelivered": (2, 30),
-    "failed": (0.1, 2),
+    _INITIATED: (0.02, 0.3),
+    _SENT: (0.3, 2),
+    _DELIVERED_STATE: (1, 8),
+    _UNDELIVERED_STATE: (2, 30),
+    _FAILED_STATE: (0.1, 2),
 }
 
 
-class _Call:
+class Call:
     """One call leg: what every event about it repeats."""
 
     __slots__ = ("call_id", "direction", "frm", "node_id", "parent", "tag", "to")
@@ -153,7 +176,7 @@ class _Call:
         to: str,
         *,
         tag: str = "",
-        parent: _Call | None = None,
+        parent: Call | None = None,
     ) -> None:
         self.call_id = call_id
         self.node_id = node_id
@@ -226,9 +249,9 @@ class DemoTraffic:
         self._nodes = tuple(f"{self._uuid()}@{_REGIONS[i % len(_REGIONS)]}" for i in range(3))
         self._own_numbers = tuple(self._phone() for _ in range(3))
         # Every action kind once early on (in seeded order), so a short demo already shows the rare ones.
-        self._tour = list(_ACTIONS)
+        self._tour = list(ACTION_KINDS)
         self._rng.shuffle(self._tour)
-        self._actions: dict[str, Callable[[_Call], _Action]] = {
+        self._actions: dict[str, Callable[[Call], Action]] = {
             "play": self._play,
             "collect": self._collect,
             "record": self._record,
@@ -268,10 +291,10 @@ class DemoTraffic:
     def _run(self) -> Iterator[dict[str, Any]]:
         rng = self._rng
         channel, project, space = self.event_channel, self.project_id, self.space_id
-        heap: list[tuple[int, int, _Step, _Flow]] = []
+        heap: list[tuple[int, int, Step, Flow]] = []
         for seq in range(self._concurrency):
             due = self._start_us + (0 if seq == 0 else int(rng.random() * 2_000_000))
-            flow = self._new_flow()
+            flow = self.random_flow()
             heap.append((due, seq, next(flow), flow))
         heapq.heapify(heap)
         seq = len(heap)
@@ -299,7 +322,7 @@ class DemoTraffic:
                 }
             step = next(flow, None)
             if step is None:
-                flow = self._new_flow()
+                flow = self.random_flow()
                 step = next(flow)
                 due += int(rng.expovariate(1.0) * 800_000) + 1_000
             else:
@@ -308,16 +331,16 @@ class DemoTraffic:
             seq += 1
             yield payload
 
-    def _new_flow(self) -> _Flow:
+    def random_flow(self) -> Flow:
         r = self._rng.random
         has_contexts = bool(self._contexts)
         if r() < 0.7:
             if has_contexts and r() < 0.55:
-                return self._inbound_call()
-            return self._outbound_call()
+                return self.inbound_call()
+            return self.outbound_call()
         if has_contexts and r() < 0.5:
-            return self._inbound_message()
-        return self._outbound_message()
+            return self.inbound_message()
+        return self.outbound_message()
 
     # -- random values ------------------------------------------------------------------------------------
 
@@ -345,30 +368,30 @@ class DemoTraffic:
     def _context(self) -> str:
         return self._pick(self._contexts) if self._contexts else _SEND_CONTEXT
 
-    def _control(self, c: _Call, **extra: Any) -> dict[str, Any]:
+    def _control(self, c: Call, **extra: Any) -> dict[str, Any]:
         return {"call_id": c.call_id, "node_id": c.node_id, **extra}
 
     # -- call flows ---------------------------------------------------------------------------------------
 
-    def _inbound_call(self) -> _Flow:
+    def inbound_call(self) -> Flow:
         r = self._rng.random
         context = self._context()
-        c = _Call(self._uuid(), self._node(), "inbound", self._phone(), self._pick(self._own_numbers))
-        receive = c.state("created")
+        c = Call(self._uuid(), self._node(), "inbound", self._phone(), self._pick(self._own_numbers))
+        receive = c.state(CREATED)
         receive["context"] = context
         receive["segment_id"] = c.call_id
         self.inbound_calls[c.call_id] = receive
         try:
-            yield 0, "calling.call.receive", receive, context
-            yield self._us(0.005, 0.08), _STATE, c.state("ringing"), None
+            yield 0, _RECEIVE, receive, context
+            yield self._us(0.005, 0.08), _STATE, c.state(RINGING), None
             if r() < 0.12:
                 reason = "noAnswer" if r() < 0.5 else self._pick(("cancel", "cancel", "busy"))
                 ring = self._us(15, 30) if reason == "noAnswer" else self._us(1, 12)
-                yield ring, _STATE, c.state("ending", reason), None
-                yield self._us(0.02, 0.3), _STATE, c.state("ended", reason), None
+                yield ring, _STATE, c.state(ENDING, reason), None
+                yield self._us(0.02, 0.3), _STATE, c.state(ENDED, reason), None
                 return
-            yield self._us(0.1, 0.9), _STATE, c.state("answered"), None
-            yield from self._talk(c)
+            yield self._us(0.1, 0.9), _STATE, c.state(ANSWERED), None
+            yield from self.talk(c)
         finally:
             # Runs as the stream takes the call's last event, before that event is yielded.
             del self.inbound_calls[c.call_id]
@@ -377,61 +400,69 @@ class DemoTraffic:
             if len(ended) > _ENDED_KEPT:
                 del ended[next(iter(ended))]
 
-    def _outbound_call(self) -> _Flow:
+    def outbound_call(self) -> Flow:
         r = self._rng.random
         tag = self._uuid()
         own = self._pick(self._own_numbers)
-        c = _Call(self._uuid(), self._node(), "outbound", own, self._phone(), tag=tag)
-        created = c.state("created")
+        c = Call(self._uuid(), self._node(), "outbound", own, self._phone(), tag=tag)
+        created = c.state(CREATED)
         created["created_by"] = "dial"
         yield 0, _STATE, created, None
-        dialing = {"dial_state": "dialing", "node_id": c.node_id, "tag": tag}
-        yield self._us(0.002, 0.03), "calling.call.dial", dialing, None
-        yield self._us(0.2, 1.5), _STATE, c.state("ringing"), None
+        dialing = {"dial_state": DIAL.start, "node_id": c.node_id, "tag": tag}
+        yield self._us(0.002, 0.03), DIAL.event_type, dialing, None
+        yield self._us(0.2, 1.5), _STATE, c.state(RINGING), None
         if r() < 0.2:
             reason = self._pick(("noAnswer", "noAnswer", "busy", "decline", "error"))
             ring = self._us(20, 30) if reason == "noAnswer" else self._us(0.5, 8)
-            yield ring, _STATE, c.state("ending", reason), None
-            yield self._us(0.02, 0.3), _STATE, c.state("ended", reason), None
-            failed = {"dial_state": "failed", "node_id": c.node_id, "tag": tag}
-            yield self._us(0.001, 0.02), "calling.call.dial", failed, None
+            yield ring, _STATE, c.state(ENDING, reason), None
+            yield self._us(0.02, 0.3), _STATE, c.state(ENDED, reason), None
+            failed = {"dial_state": _DIAL_FAILED, "node_id": c.node_id, "tag": tag}
+            yield self._us(0.001, 0.02), DIAL.event_type, failed, None
             return
-        yield self._us(1, 12), _STATE, c.state("answered"), None
+        yield self._us(1, 12), _STATE, c.state(ANSWERED), None
         winner: dict[str, Any] = {"call_id": c.call_id, "node_id": c.node_id, "tag": tag}
         winner["device"] = c.device()
         winner["dial_winner"] = True
-        answered = {"dial_state": "answered", "node_id": c.node_id, "tag": tag, "call": winner}
-        yield self._us(0.001, 0.02), "calling.call.dial", answered, None
-        yield from self._talk(c)
+        answered = {"dial_state": _DIAL_ANSWERED, "node_id": c.node_id, "tag": tag, "call": winner}
+        yield self._us(0.001, 0.02), DIAL.event_type, answered, None
+        yield from self.talk(c)
 
-    def _talk(self, c: _Call) -> _Flow:
+    def talk(self, c: Call) -> Flow:
         """An answered call: some actions, then the hang-up."""
         r = self._rng.random
         for _ in range(_ACTION_COUNTS[int(r() * len(_ACTION_COUNTS))]):
-            kind = self._tour.pop() if self._tour and r() < 0.6 else _ACTIONS[bisect(_ACTION_CUM, r() * _ACTION_TOTAL)]
-            if (yield from self._actions[kind](c)):
+            if self._tour and r() < 0.6:
+                kind = self._tour.pop()
+            else:
+                kind = ACTION_KINDS[bisect(_ACTION_CUM, r() * _ACTION_TOTAL)]
+            if (yield from self.action(kind, c)):
                 break
         x = r()
         reason = "hangup" if x < 0.9 else self._pick(("max_duration", "error", "abandoned", "hangup"))
-        yield self._us(0.1, 3), _STATE, c.state("ending", reason), None
-        yield self._us(0.02, 0.3), _STATE, c.state("ended", reason), None
+        yield self._us(0.1, 3), _STATE, c.state(ENDING, reason), None
+        yield self._us(0.02, 0.3), _STATE, c.state(ENDED, reason), None
 
     # -- call actions (each starts a short gap after the previous event) ----------------------------------
 
-    def _play(self, c: _Call) -> _Action:
+    def action(self, kind: str, c: Call) -> Action:
+        """The events of one action of ``kind`` (one of :data:`ACTION_KINDS`) on the answered call ``c``; its
+        return value says whether the action ended the call (a successful SIP REFER)."""
+        return self._actions[kind](c)
+
+    def _play(self, c: Call) -> Action:
         r = self._rng.random
         cid = self._uuid()
         ev = "calling.call.play"
-        yield self._us(0.05, 0.6), ev, self._control(c, control_id=cid, state="playing"), None
+        yield self._us(0.05, 0.6), ev, self._control(c, control_id=cid, state=_PLAYING), None
         if r() < 0.05:
             yield self._us(1, 4), ev, self._control(c, control_id=cid, state="paused"), None
-            yield self._us(1, 6), ev, self._control(c, control_id=cid, state="playing"), None
+            yield self._us(1, 6), ev, self._control(c, control_id=cid, state=_PLAYING), None
         end = "error" if r() < 0.05 else "finished"
         gap = self._us(0.05, 0.5) if end == "error" else self._us(1.5, 20)
         yield gap, ev, self._control(c, control_id=cid, state=end), None
         return False
 
-    def _collect(self, c: _Call) -> _Action:
+    def _collect(self, c: Call) -> Action:
         r = self._rng.random
         cid = self._uuid()
         ev = "calling.call.collect"
@@ -458,11 +489,11 @@ class DemoTraffic:
         yield self._us(2, 10), ev, self._control(c, control_id=cid, **done, result=result), None
         return False
 
-    def _record(self, c: _Call) -> _Action:
+    def _record(self, c: Call) -> Action:
         r = self._rng.random
         cid = self._uuid()
         ev = "calling.call.record"
-        yield self._us(0.05, 0.4), ev, self._control(c, control_id=cid, state="recording"), None
+        yield self._us(0.05, 0.4), ev, self._control(c, control_id=cid, state=_RECORDING), None
         x = r()
         if x < 0.1:
             yield self._us(5, 8), ev, self._control(c, control_id=cid, state="no_input"), None
@@ -481,34 +512,34 @@ class DemoTraffic:
             yield gap, ev, p, None
         return False
 
-    def _connect(self, c: _Call) -> _Action:
+    def _connect(self, c: Call) -> Action:
         r = self._rng.random
         ev = "calling.call.connect"
         own = c.to if c.direction == "inbound" else c.frm
-        peer = _Call(self._uuid(), c.node_id, "outbound", own, self._phone(), parent=c)
+        peer = Call(self._uuid(), c.node_id, "outbound", own, self._phone(), parent=c)
 
         def peer_info() -> dict[str, Any]:
             return {"call_id": peer.call_id, "node_id": peer.node_id, "device": peer.device()}
 
-        yield self._us(0.05, 0.4), ev, self._control(c, connect_state="connecting", peer=peer_info()), None
-        yield self._us(0.005, 0.05), _STATE, peer.state("created"), None
-        yield self._us(0.2, 1.5), _STATE, peer.state("ringing"), None
+        yield self._us(0.05, 0.4), ev, self._control(c, connect_state=_CONNECTING, peer=peer_info()), None
+        yield self._us(0.005, 0.05), _STATE, peer.state(CREATED), None
+        yield self._us(0.2, 1.5), _STATE, peer.state(RINGING), None
         if r() < 0.15:
             reason = "noAnswer" if r() < 0.6 else "busy"
-            yield self._us(3, 25), _STATE, peer.state("ending", reason), None
-            yield self._us(0.02, 0.2), _STATE, peer.state("ended", reason), None
+            yield self._us(3, 25), _STATE, peer.state(ENDING, reason), None
+            yield self._us(0.02, 0.2), _STATE, peer.state(ENDED, reason), None
             why = "no_answer" if reason == "noAnswer" else "busy"
             failed = self._control(c, connect_state="failed", failed_reason=why)
             yield self._us(0.005, 0.05), ev, failed, None
             return False
-        yield self._us(1, 10), _STATE, peer.state("answered"), None
+        yield self._us(1, 10), _STATE, peer.state(ANSWERED), None
         yield self._us(0.005, 0.05), ev, self._control(c, connect_state="connected", peer=peer_info()), None
         yield self._us(5, 120), ev, self._control(c, connect_state="disconnected", peer=peer_info()), None
-        yield self._us(0.005, 0.05), _STATE, peer.state("ending", "hangup"), None
-        yield self._us(0.02, 0.2), _STATE, peer.state("ended", "hangup"), None
+        yield self._us(0.005, 0.05), _STATE, peer.state(ENDING, "hangup"), None
+        yield self._us(0.02, 0.2), _STATE, peer.state(ENDED, "hangup"), None
         return False
 
-    def _detect(self, c: _Call) -> _Action:
+    def _detect(self, c: Call) -> Action:
         r = self._rng.random
         cid = self._uuid()
         ev = "calling.call.detect"
@@ -535,7 +566,7 @@ class DemoTraffic:
             yield self._us(0.5, 3), ev, self._control(c, control_id=cid, detect=done), None
         return False
 
-    def _fax(self, c: _Call) -> _Action:
+    def _fax(self, c: Call) -> Action:
         r = self._rng.random
         cid = self._uuid()
         ev = "calling.call.fax"
@@ -569,7 +600,7 @@ class DemoTraffic:
         yield self._us(20, 45), ev, self._control(c, control_id=cid, fax=done), None
         return False
 
-    def _tap(self, c: _Call) -> _Action:
+    def _tap(self, c: Call) -> Action:
         r = self._rng.random
         cid = self._uuid()
         direction = self._pick(("listen", "speak", "both"))
@@ -588,16 +619,16 @@ class DemoTraffic:
             device = {"type": "rtp", "params": rtp}
             return self._control(c, control_id=cid, state=state, tap=tap, device=device)
 
-        yield self._us(0.05, 0.4), "calling.call.tap", body("tapping"), None
+        yield self._us(0.05, 0.4), "calling.call.tap", body(_TAPPING), None
         yield self._us(5, 60), "calling.call.tap", body("finished"), None
         return False
 
-    def _stream(self, c: _Call) -> _Action:
+    def _stream(self, c: Call) -> Action:
         cid = self._uuid()
         url = f"wss://media.example.com/streams/{c.call_id[:8]}"
         name = f"stream-{cid[:8]}"
         ev = "calling.call.stream"
-        started = self._control(c, control_id=cid, state="streaming", url=url, name=name)
+        started = self._control(c, control_id=cid, state=_STREAMING, url=url, name=name)
         yield self._us(0.05, 0.4), ev, started, None
         yield (
             self._us(5, 90),
@@ -607,12 +638,12 @@ class DemoTraffic:
         )
         return False
 
-    def _send_digits(self, c: _Call) -> _Action:
+    def _send_digits(self, c: Call) -> Action:
         done = self._control(c, control_id=self._uuid(), state="finished")
         yield self._us(0.3, 2), "calling.call.send_digits", done, None
         return False
 
-    def _refer(self, c: _Call) -> _Action:
+    def _refer(self, c: Call) -> Action:
         target = f"sip:{self._pick(('alice', 'bob', 'support', 'frontdesk'))}@example.com"
         if self._rng.random() < 0.85:
             p = self._control(
@@ -629,13 +660,13 @@ class DemoTraffic:
         yield self._us(0.3, 2), "calling.call.refer", p, None
         return False
 
-    def _denoise(self, c: _Call) -> _Action:
+    def _denoise(self, c: Call) -> Action:
         yield self._us(0.05, 0.4), "calling.call.denoise", self._control(c, denoised=True), None
         if self._rng.random() < 0.7:
             yield self._us(10, 60), "calling.call.denoise", self._control(c, denoised=False), None
         return False
 
-    def _pay(self, c: _Call) -> _Action:
+    def _pay(self, c: Call) -> Action:
         ok = self._rng.random() < 0.85
         p = self._control(
             c,
@@ -649,7 +680,7 @@ class DemoTraffic:
         yield self._us(20, 90), "calling.call.pay", p, None
         return False
 
-    def _queue(self, c: _Call) -> _Action:
+    def _queue(self, c: Call) -> Action:
         r = self._rng.random
         cid = self._uuid()
         qid = self._uuid()
@@ -676,16 +707,16 @@ class DemoTraffic:
             yield self._us(10, 180), ev, body("leave", size, size - 1), None
         return False
 
-    def _echo(self, c: _Call) -> _Action:
-        yield self._us(0.05, 0.4), "calling.call.echo", self._control(c, state="echoing"), None
+    def _echo(self, c: Call) -> Action:
+        yield self._us(0.05, 0.4), "calling.call.echo", self._control(c, state=_ECHOING), None
         yield self._us(3, 20), "calling.call.echo", self._control(c, state="finished"), None
         return False
 
-    def _transcribe(self, c: _Call) -> _Action:
+    def _transcribe(self, c: Call) -> Action:
         r = self._rng.random
         cid = self._uuid()
         ev = "calling.call.transcribe"
-        yield self._us(0.05, 0.4), ev, self._control(c, control_id=cid, state="transcribing"), None
+        yield self._us(0.05, 0.4), ev, self._control(c, control_id=cid, state=_TRANSCRIBING), None
         duration = round(5 + 55 * r(), 1)
         rec = self._uuid()
         p = self._control(
@@ -700,12 +731,12 @@ class DemoTraffic:
         yield int(duration * 1_000_000) + self._us(0.1, 1), ev, p, None
         return False
 
-    def _hold(self, c: _Call) -> _Action:
-        yield self._us(0.1, 1), "calling.call.hold", self._control(c, state="hold"), None
+    def _hold(self, c: Call) -> Action:
+        yield self._us(0.1, 1), "calling.call.hold", self._control(c, state=_HOLD), None
         yield self._us(5, 60), "calling.call.hold", self._control(c, state="unhold"), None
         return False
 
-    def _conference(self, c: _Call) -> _Action:
+    def _conference(self, c: Call) -> Action:
         r = self._rng.random
         conf_id = self._uuid()
         name = self._pick(_CONFERENCES)
@@ -731,7 +762,7 @@ class DemoTraffic:
             yield self._us(0.01, 0.2), ev, end, None
         return False
 
-    def _error(self, c: _Call) -> _Action:
+    def _error(self, c: Call) -> Action:
         code, message = _CALL_ERRORS[int(self._rng.random() * len(_CALL_ERRORS))]
         yield self._us(0.05, 1), "calling.error", self._control(c, code=code, message=message), None
         return False
@@ -757,30 +788,30 @@ class DemoTraffic:
             "message_state": state,
         }
 
-    def _inbound_message(self) -> _Flow:
+    def inbound_message(self) -> Flow:
         context = self._context()
-        p = self._message(context, "inbound", self._phone(), self._pick(self._own_numbers), "received")
-        yield 0, "messaging.receive", p, context
+        p = self._message(context, "inbound", self._phone(), self._pick(self._own_numbers), INBOUND_MESSAGE.states[0])
+        yield 0, INBOUND_MESSAGE.event_types[0], p, context
 
-    def _outbound_message(self) -> _Flow:
+    def outbound_message(self) -> Flow:
         r = self._rng.random
         context = self._context()
         own = self._pick(self._own_numbers)
-        template = self._message(context, "outbound", own, self._phone(), "queued")
-        yield 0, "messaging.state", self._copy_message(template, "queued"), context
+        template = self._message(context, "outbound", own, self._phone(), _QUEUED)
+        yield 0, _MESSAGE_STATE, self._copy_message(template, _QUEUED), context
         x = r()
         if x < 0.85:
-            path: tuple[str, ...] = ("initiated", "sent", "delivered")
+            path = _DELIVERED
         elif x < 0.93:
-            path = ("initiated", "sent", "undelivered")
+            path = _UNDELIVERED
         else:
-            path = ("failed",) if r() < 0.5 else ("initiated", "failed")
+            path = _FAILED_AT_ONCE if r() < 0.5 else _FAILED
         for state in path:
             p = self._copy_message(template, state)
-            if state in ("undelivered", "failed"):
+            if state in MESSAGE.failed:
                 p["reason"] = self._pick(_FAIL_REASONS)
             lo, hi = _MESSAGE_GAPS[state]
-            yield self._us(lo, hi), "messaging.state", p, context
+            yield self._us(lo, hi), _MESSAGE_STATE, p, context
 
     @staticmethod
     def _copy_message(template: dict[str, Any], state: str) -> dict[str, Any]:
