@@ -1,41 +1,36 @@
 """The ``relay`` command line: options, environment variables and exit codes, wired to the library.
 
 Each command connects a source to the shared sinks; the work lives in the modules below this one.
-Errors a user can cause become one line on stderr and an exit code, never a traceback.
+Errors a user can cause become one line on stderr and an exit code, never a traceback: the library
+raises a :class:`~relay_cli.errors.RelayError`, and one handler (``_Commands``) prints it, adding the
+options that would fix it, which only this module knows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import IO, Annotated, Any
 
-import orjson
 import typer
+from typer.core import TyperGroup
 
 from relay_cli import __version__
-from relay_cli.event import EVENT_CLASS_MAP, InvalidEvent, parse_event
-from relay_cli.pipeline.filters import REGEX_TEXT_LIMIT, AmbiguousCallId, EventFilter, FilterError
-from relay_cli.pipeline.reader import STDIN, BadLine, InputError, Source, entries, to_event, unencodable, where
-from relay_cli.pipeline.recording import Recorder, RecordingError
+from relay_cli.errors import RelayError, Terminated, UsageError
+from relay_cli.pipeline.filters import REGEX_TEXT_LIMIT, AmbiguousCallId, EventFilter
+from relay_cli.pipeline.reader import STDIN, InputError, Source, entries, where
+from relay_cli.pipeline.recording import Recorder
 from relay_cli.pipeline.replay import Pacer
 from relay_cli.pipeline.replay import replay as replay_logs
 from relay_cli.pipeline.stages import Pipeline, without_gc
-from relay_cli.protocol import PROTOCOL_EVENT_TYPES, Secrets
+from relay_cli.protocol import Secrets
 from relay_cli.terminal import Color, ExitCode, Terminal
-from relay_cli.views.printers import (
-    Format,
-    Style,
-    escape,
-    event_json,
-    make_printer,
-    pretty_block,
-    terminal_json,
-    terminal_width,
-)
+from relay_cli.views.parse import Problem, parse_view
+from relay_cli.views.printers import Format, make_printer, terminal_width
 
 __all__ = ["app", "main"]
 
@@ -44,8 +39,58 @@ EXIT_CODES = (
     "130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."
 )
 
+_TERMINAL = "relay.terminal"
+_COMMAND = "relay.command"
+"""Keys of ``click.Context.meta`` (shared by a command's context and the group's): the command's Terminal, and
+the command line an input error should suggest, when it is not the command's name."""
+
+# What to do about an error, in terms of relay's options, which the library does not know; by class name, so
+# that telling needs no import (subclasses match too).
+_HINTS = {
+    "relay_cli.session.AuthError": "; check --project/SIGNALWIRE_PROJECT_ID, --token/SIGNALWIRE_API_TOKEN"
+    " (or --jwt/SIGNALWIRE_JWT_TOKEN) and --space/SIGNALWIRE_SPACE",
+    "relay_cli.session.UntrustedCertificate": "; pass --ca-file or set SIGNALWIRE_RELAY_CA_FILE",
+    "relay_cli.pipeline.workers.WorkerDied": "; --jobs 1 reads in this process",
+}
+
+
+def _message(exc: RelayError, command: str) -> str:
+    """The stderr line for an error: its message, worded for the command that read the input, and a hint."""
+    text = exc.for_command(command) if isinstance(exc, InputError) else str(exc)
+    for cls in type(exc).__mro__:
+        hint = _HINTS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if hint is not None:
+            return text + hint
+    return text
+
+
+class _Commands(TyperGroup):
+    """relay's commands, and the one place where what the library raises becomes a line on stderr and an exit
+    code: a :class:`RelayError` its own, a closed stdout (``relay ... | head``) 0, SIGTERM 143."""
+
+    def invoke(self, ctx: Any) -> Any:  # a Context of typer's own copy of click
+        try:
+            return super().invoke(ctx)
+        except RelayError as exc:
+            term = ctx.meta.get(_TERMINAL) or Terminal()
+            term.warn(_message(exc, ctx.meta.get(_COMMAND) or ctx.invoked_subcommand or ""))
+            raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            raise typer.Exit(ExitCode.OK) from None
+        except Terminated as exc:
+            raise typer.Exit(exc.exit_code) from None
+
+
+def _terminal(ctx: typer.Context, **options: Any) -> Terminal:
+    """The command's Terminal, which the error handler then prints with too (it redacts the command's secrets)."""
+    term = Terminal(**options)
+    ctx.meta[_TERMINAL] = term
+    return term
+
+
 app = typer.Typer(
     name="relay",
+    cls=_Commands,
     help=(
         "See what a SignalWire RELAY account is doing: live, from a recording, or from one payload.\n\n"
         "New here? Start with relay tail --demo: a built-in RELAY emulator, no account and no network.\n\n"
@@ -100,6 +145,7 @@ def _root(
 
 @app.command(epilog=EXIT_CODES)
 def parse(
+    ctx: typer.Context,
     file: Annotated[
         str | None,
         typer.Argument(help="A JSON, JSON array or JSON Lines file; - or nothing for stdin.", show_default=False),
@@ -127,59 +173,35 @@ def parse(
       relay parse payload.json                     # its type and typed fields, as a table
       relay parse --strict -o json events.jsonl    # typed JSON; fail on unknown event types
     """
-    term = Terminal()
+    term = _terminal(ctx)
     if file is None and term.stdin_tty:
-        raise _fail(term, "no input: give a FILE, or pipe JSON into stdin (relay parse --help)", ExitCode.USAGE)
+        raise UsageError("no input: give a FILE, or pipe JSON into stdin (relay parse --help)")
+    source = Source(file or STDIN)
     pretty = fmt is ParseFormat.pretty or (fmt is None and term.stdout_tty)
-    try:
-        with without_gc():
-            failed = _parse(term, Source(file or STDIN), pretty, term.style(color), strict)
-    except InputError as exc:
-        raise _fail(term, exc.for_command("parse")) from None
-    except BrokenPipeError:
-        raise typer.Exit(ExitCode.OK) from None
-    if failed:
-        raise typer.Exit(ExitCode.FAILURE)
+    with without_gc():
+        shown = parse_view(
+            entries(source),
+            functools.partial(where, source),
+            pretty=pretty,
+            style=term.style(color),
+            strict=strict,
+            terminal=term.stdout_tty,
+        )
+        if _write(term, shown):
+            raise typer.Exit(ExitCode.FAILURE)
 
 
-def _parse(term: Terminal, source: Source, pretty: bool, style: Style, strict: bool) -> bool:
-    """Print every entry of ``source``; report the bad ones; say whether any failed."""
+def _write(term: Terminal, shown: Iterable[bytes | Problem]) -> bool:
+    """Write a view's bytes to stdout, a batch at a time, and its problems to stderr; say whether any failed."""
     out: list[bytes] = []
     failed = False
     try:
-        for line, raw, value in entries(source):
-            if isinstance(value, BadLine):
-                term.problem(where(source, line), value.message)
-                failed = True
+        for item in shown:
+            if isinstance(item, Problem):
+                term.problem(item.where, item.message)
+                failed = failed or item.failed
                 continue
-            try:
-                payload, note = to_event(value)
-                if note is not None:
-                    if pretty:
-                        label = escape(where(source, line))
-                        out.append(f"{style.dim}{label}{style.reset}  {escape(note)}\n\n".encode())
-                    else:
-                        term.problem(where(source, line), f"not an event: {note}")
-                    continue
-                if payload.__class__ is dict and "event_type" not in payload and "params" not in payload:
-                    raise InvalidEvent("not an event: an object with neither event_type nor params")
-                event = parse_event(payload)
-            except InvalidEvent as exc:
-                term.problem(where(source, line), str(exc))
-                failed = True
-                continue
-            if strict and event.event_type not in EVENT_CLASS_MAP and event.event_type not in PROTOCOL_EVENT_TYPES:
-                term.problem(where(source, line), f"unknown event type {event.event_type!r}")
-                failed = True
-            try:
-                if pretty:
-                    out.append((pretty_block(event, style) + "\n").encode())
-                else:
-                    data = orjson.dumps(event_json(event, raw if payload is value else None)) + b"\n"
-                    out.append(terminal_json(data) if term.stdout_tty else data)
-            except (orjson.JSONEncodeError, RecursionError) as exc:
-                term.problem(where(source, line), unencodable(exc))
-                failed = True
+            out.append(item)
             if len(out) >= 512:
                 term.stdout.write(b"".join(out))
                 out.clear()
@@ -187,11 +209,6 @@ def _parse(term: Terminal, source: Source, pretty: bool, style: Style, strict: b
         term.stdout.write(b"".join(out))
         term.stdout.flush()
     return failed
-
-
-def _fail(term: Terminal, message: str, code: ExitCode = ExitCode.FAILURE) -> typer.Exit:
-    term.warn(message)
-    return typer.Exit(code)
 
 
 TypeOption = Annotated[
@@ -246,22 +263,24 @@ def _spelled(ctx: typer.Context, name: str, value: str | None) -> str:
     return f"{param.opts[0]} {value}"
 
 
-def _from_env(ctx: typer.Context, message: str, **values: str | None) -> str:
-    """A message that starts by naming an option (`--space 'x y' must be ...`), naming the environment variable
-    instead when the value came from there: the user never typed the flag, and would look for it in vain."""
-    for name, value in values.items():
-        if value is None or _source(ctx, name) != "ENVIRONMENT":
-            continue
-        param = next(p for p in ctx.command.params if p.name == name)
-        for flag in param.opts:
-            for head in (f"{flag} {value.strip()!r}", f"{flag} {value!r}", f"{flag} {value}"):
-                if message.startswith(head):
-                    return f"{_spelled(ctx, name, value)}: {message[len(head) :].lstrip(': ')}"
-        return f"{message} ({_spelled(ctx, name, value)})"
-    return message
+def _endpoint(ctx: typer.Context, url: str | None, space: str | None) -> str:
+    """The URL to dial, or a usage error naming the option it came from (its variable, when from the
+    environment: the user never typed the flag, and would look for it in vain)."""
+    from relay_cli.session import EndpointError, endpoint_url
+
+    try:
+        return endpoint_url(url=url, host=space)
+    except EndpointError as exc:
+        name = "url" if exc.param == "url" else "space"
+        hint = " (or use --url)" if exc.scheme else ""
+        if _source(ctx, name) == "ENVIRONMENT":
+            message = f"{_spelled(ctx, name, space)}: {exc.detail.lstrip(': ')}{hint}"
+        else:
+            message = f"--{name} {exc.value!r}{exc.detail}{hint}"
+        raise UsageError(message) from None
 
 
-def _check_tail_options(ctx: typer.Context, term: Terminal, *, demo: bool, url: str | None) -> None:
+def _check_tail_options(ctx: typer.Context, *, demo: bool, url: str | None) -> None:
     """Refuse flags that another one given with them would make relay ignore. Values from the environment do
     not count: SIGNALWIRE_PROJECT_ID set in a shell must not stop `relay tail --demo`. (-v goes with any format
     here: besides the typed fields of pretty lines, it shows the outcome of each calling.pass on stderr.)"""
@@ -273,15 +292,13 @@ def _check_tail_options(ctx: typer.Context, term: Terminal, *, demo: bool, url: 
         and _source(ctx, p.name) == "COMMANDLINE"
     ]
     if demo and typed:
-        raise _fail(
-            term,
-            f"--demo cannot be used with {', '.join(typed)}: --demo runs a built-in emulator, with no account",
-            ExitCode.USAGE,
+        raise UsageError(
+            f"--demo cannot be used with {', '.join(typed)}: --demo runs a built-in emulator, with no account"
         )
     if not demo and _source(ctx, "rate") == "COMMANDLINE":
-        raise _fail(term, "--rate paces the built-in emulator's traffic: it goes with --demo", ExitCode.USAGE)
+        raise UsageError("--rate paces the built-in emulator's traffic: it goes with --demo")
     if url is not None and "--space" in typed:
-        raise _fail(term, "--url and --space cannot be used together: --url names the endpoint itself", ExitCode.USAGE)
+        raise UsageError("--url and --space cannot be used together: --url names the endpoint itself")
 
 
 def _check_verbose(term: Terminal, verbose: bool, fmt: Format | None) -> None:
@@ -290,10 +307,8 @@ def _check_verbose(term: Terminal, verbose: bool, fmt: Format | None) -> None:
     shown = term.default_format(fmt)
     if verbose and shown is not Format.pretty:
         how = f"--format {shown}" if fmt is not None else f"the format is {shown} (stdout is not a terminal)"
-        raise _fail(
-            term,
-            f"--verbose adds typed fields to pretty output, but {how}: add --format pretty, or drop --verbose",
-            ExitCode.USAGE,
+        raise UsageError(
+            f"--verbose adds typed fields to pretty output, but {how}: add --format pretty, or drop --verbose"
         )
 
 
@@ -306,19 +321,10 @@ def _filter(
 ) -> Callable[[dict[str, Any]], bool] | None:
     """The shared filter, or None when nothing filters (the pipeline then skips the call).
 
-    Its warnings go to stderr before the run. An ambiguous --call-id prefix ends the run there, with exit 2:
-    it is a usage error found late, and the events of the first call shown so far stay shown.
+    Its warnings go to stderr before the run. An ambiguous --call-id prefix (:class:`AmbiguousCallId`, a usage
+    error found late) ends the run there, with exit 2, and the events of the first call shown so far stay shown.
     """
-
-    def ambiguous(prefix: str, ids: list[str]) -> None:
-        raise _fail(term, str(AmbiguousCallId(prefix, ids)), ExitCode.USAGE)
-
-    try:
-        flt = EventFilter(
-            types=types or (), exclude=exclude or (), call_id=call_id, where=where or (), on_ambiguous=ambiguous
-        )
-    except FilterError as exc:
-        raise _fail(term, str(exc), ExitCode.USAGE) from None
+    flt = EventFilter(types=types or (), exclude=exclude or (), call_id=call_id, where=where or ())
     for warning in flt.warnings:
         term.warn(warning)
     return flt.predicate if flt.active else None
@@ -406,20 +412,11 @@ def tail(
     import ssl  # here, as the live modules are: at the top it would slow every command's start-up
 
     from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer, OutputError
-    from relay_cli.run import Demo, run_tail
-    from relay_cli.session import (
-        Credentials,
-        RelaySession,
-        SessionConfig,
-        SessionError,
-        endpoint_url,
-        is_loopback_url,
-    )
+    from relay_cli.run import Demo, LiveTail
+    from relay_cli.session import Credentials, RelaySession, SessionConfig, SessionError, is_loopback_url
 
-    term = Terminal(quiet=quiet, secrets=Secrets(token, jwt))
-    _check_tail_options(ctx, term, demo=demo, url=url)
-    contexts = list(context or (["default"] if demo else []))
-    credentials = Credentials(project=project, token=token, jwt=jwt)
+    term = _terminal(ctx, quiet=quiet, secrets=Secrets(token, jwt))
+    _check_tail_options(ctx, demo=demo, url=url)
     if not demo and not jwt and not (project and token):
         missing = " and ".join(
             f"--{name} (or {var})"
@@ -429,29 +426,28 @@ def tail(
             )
             if not given
         )
-        raise _fail(term, f"missing {missing}; or give --jwt (or SIGNALWIRE_JWT_TOKEN) instead", ExitCode.USAGE)
-    try:
-        endpoint = endpoint_url(url=url, host=space) if not demo else "ws://127.0.0.1"
-        tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
-    except SessionError as exc:
-        raise _fail(term, _from_env(ctx, str(exc), space=space), ExitCode.USAGE) from None
-    except (OSError, ssl.SSLError) as exc:
-        raise _fail(term, f"{_spelled(ctx, 'ca_file', ca_file)}: cannot load: {exc}", ExitCode.USAGE) from None
+        raise UsageError(f"missing {missing}; or give --jwt (or SIGNALWIRE_JWT_TOKEN) instead")
+    demo_run = Demo(rate=rate) if demo else None
+    if demo_run is not None:
+        config = demo_run.config(context or [])
+    else:
+        endpoint = _endpoint(ctx, url, space)
+        try:
+            tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"{_spelled(ctx, 'ca_file', ca_file)}: cannot load: {exc}") from None
+        credentials = Credentials(project=project, token=token, jwt=jwt)
+        config = SessionConfig(
+            url=endpoint, credentials=credentials, contexts=list(context or []), ssl=tls, pass_calls=not keep_calls
+        )
     accept = _filter(term, types, exclude, call_id, where)
-    if not contexts:
+    if not config.contexts:
         term.warn("no --context given: inbound calls and messages will not arrive, only events of calls you make")
-    elif not demo and not is_loopback_url(endpoint):
+    elif not is_loopback_url(config.url):
         term.warn(
             "inbound messages cannot be passed: messages relay receives on a context an app serves do not reach the app"
         )
-    recorder = None
-    if record:
-        try:
-            recorder = Recorder(record)
-        except RecordingError as exc:
-            raise _fail(term, str(exc)) from None
-    # The emulator of --demo serves no app: its calls are kept, to show what an app's session sees.
-    passing = not (keep_calls or demo)
+    recorder = Recorder(record) if record else None
     fmt = term.default_format(fmt)
     kept = "; the recording keeps them" if recorder is not None else ""
     blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): events are left out of the display{kept}"
@@ -464,33 +460,35 @@ def tail(
             verbose,
             width=terminal_width(term.stdout_tty),
             terminal=term.stdout_tty,
-            passing=passing,
+            passing=config.pass_calls,
         ),
         accept=accept,
         count=count,
         flush=True,
     )
-    config = SessionConfig(url=endpoint, credentials=credentials, contexts=contexts, ssl=tls, pass_calls=passing)
     # The recorder writes each event before its ACK: an ACKed event is in the recording.
-    session = RelaySession(
+    live = LiveTail(
         config,
-        status=term.status,
-        problem=term.warn,
-        debug=term.status if verbose else lambda _: None,
-        on_event=recorder.write if recorder is not None else None,
-        secrets=term.secrets,
+        pipeline,
+        session=functools.partial(
+            RelaySession,
+            status=term.status,
+            problem=term.warn,
+            debug=term.status if verbose else lambda _: None,
+            on_event=recorder.write if recorder is not None else None,
+            secrets=term.secrets,
+        ),
+        timeout=timeout,
+        demo=demo_run,
     )
     wait: float | None = 1.0
+    failure: SessionError | None = None
     try:
-        result = run_tail(session, pipeline, timeout=timeout, demo=Demo(rate=rate) if demo else None)
-        if not result.code:
+        code = live.run()
+        if not code:
             wait = None
-    except RecordingError as exc:
-        raise _fail(term, str(exc)) from None
-    except BrokenPipeError:
-        raise typer.Exit(ExitCode.OK) from None
-    except OutputError as exc:
-        raise _fail(term, f"cannot write to stdout: {exc.strerror}") from None
+    except SessionError as exc:  # said after the run is wound up, and before its summary
+        failure, code = exc, exc.exit_code
     finally:
         if recorder is not None:
             recorder.close()
@@ -499,11 +497,10 @@ def tail(
     if isinstance(pipeline.output_error, BrokenPipeError) or output.broken:
         raise typer.Exit(ExitCode.OK)
     if output.error is not None:
-        raise _fail(term, f"cannot write to stdout: {output.error.strerror}")
-    if result.error:
-        check = "check --project/SIGNALWIRE_PROJECT_ID, --token/SIGNALWIRE_API_TOKEN (or --jwt/SIGNALWIRE_JWT_TOKEN)"
-        term.warn(f"{result.error}; {check} and --space/SIGNALWIRE_SPACE" if result.auth_failed else result.error)
-    stats = session.stats
+        raise OutputError.of(output.error)
+    if failure is not None:
+        term.warn(_message(failure, "tail"))
+    stats = live.stats
     extra = {"reconnects": stats.reconnects, "malformed frames": stats.malformed}
     if stats.duplicates:
         extra["redelivered duplicates hidden"] = stats.duplicates
@@ -513,14 +510,15 @@ def tail(
         term.warn(f"{pipeline.hidden} events not shown: stdout was blocked")
     if not flushed:
         term.warn(f"{output.pending} bytes of output not written: stdout was blocked at exit")
-    if result.code:
-        raise typer.Exit(result.code)
+    if code:
+        raise typer.Exit(code)
     if pipeline.hidden or not flushed:
         raise typer.Exit(ExitCode.FAILURE)
 
 
 @app.command(epilog=EXIT_CODES)
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
     project: Annotated[
@@ -555,21 +553,23 @@ def serve(
     import ssl
 
     from relay_cli.emulator import Emulator
+    from relay_cli.pipeline.replay import load
     from relay_cli.run import run_serve
 
-    term = Terminal(quiet=quiet)
+    term = _terminal(ctx, quiet=quiet)
     tls = None
     if certfile or keyfile:
         if not (certfile and keyfile):
-            raise _fail(term, "--certfile and --keyfile go together", ExitCode.USAGE)
+            raise UsageError("--certfile and --keyfile go together")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
             tls.load_cert_chain(certfile, keyfile)
         except (OSError, ssl.SSLError) as exc:
-            raise _fail(term, f"cannot load --certfile/--keyfile: {exc}", ExitCode.USAGE) from None
+            raise UsageError(f"cannot load --certfile/--keyfile: {exc}") from None
     payloads = None
     if replay:
-        payloads = _load_recording(term, replay)
+        ctx.meta[_COMMAND] = "serve --replay"
+        payloads = load(replay, term.problem)
     emulator = Emulator(
         host=host,
         port=port,
@@ -583,15 +583,14 @@ def serve(
         replay=payloads,
         log=term.status,
     )
-    result = run_serve(emulator, term.status)
-    if result.error:
-        term.warn(result.error)
-    if result.code:
-        raise typer.Exit(result.code)
+    code = run_serve(emulator, term.status)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command(epilog=EXIT_CODES)
 def replay(
+    ctx: typer.Context,
     logs: LogsArgument = None,
     types: TypeOption = None,
     exclude: ExcludeOption = None,
@@ -638,7 +637,7 @@ def replay(
       relay replay office.jsonl --speed 10 -t 'messaging.*'   # messages only, ten times real time
     """
     _replay(
-        Terminal(),
+        _terminal(ctx),
         logs,
         types=types,
         exclude=exclude,
@@ -659,6 +658,7 @@ def replay(
 
 @app.command(epilog=EXIT_CODES)
 def calls(
+    ctx: typer.Context,
     logs: LogsArgument = None,
     call_id: CallIdOption = None,
     types: TypeOption = None,
@@ -677,7 +677,7 @@ def calls(
       relay calls office.jsonl --call-id 8d19 -s          # one call, then the summary
     """
     _replay(
-        Terminal(),
+        _terminal(ctx),
         logs,
         types=types,
         exclude=exclude,
@@ -719,17 +719,15 @@ def _replay(
 ) -> None:
     if not logs:
         if term.stdin_tty:
-            raise _fail(
-                term, f"no input: give a FILE, or pipe JSON into stdin (relay {command} --help)", ExitCode.USAGE
-            )
+            raise UsageError(f"no input: give a FILE, or pipe JSON into stdin (relay {command} --help)")
         logs = [STDIN]
     if follow and len(logs) > 1:
-        raise _fail(term, "--follow reads one recording at a time", ExitCode.USAGE)
+        raise UsageError("--follow reads one recording at a time")
     if logs.count(STDIN) > 1:
-        raise _fail(term, "stdin (-) can be read only once", ExitCode.USAGE)
+        raise UsageError("stdin (-) can be read only once")
     if by_call and (fmt is not None or verbose):
         flag = "--verbose" if verbose else f"--format {fmt}"
-        raise _fail(term, f"--by-call and {flag} cannot be used together: --by-call prints call blocks", ExitCode.USAGE)
+        raise UsageError(f"--by-call and {flag} cannot be used together: --by-call prints call blocks")
     _check_verbose(term, verbose, fmt)
     style = term.style(color)
     tracker = None
@@ -757,29 +755,23 @@ def _replay(
         count=count,
         flush=follow or speed is not None,
         observe=totals.feed if totals is not None else None,
+        # A call tracker, the pretty line (colours per call) and a --call-id filter (the ids a prefix claimed)
+        # keep state from one event to the next: worker processes would each keep their own.
+        stateless=tracker is None and fmt is not Format.pretty and not call_id,
     )
     pacer = Pacer(speed, max_gap) if speed else None
-    # Workers share no state: only a filter and printer that keep none between events can be split.
-    if tracker is not None or totals is not None or count is not None or call_id is not None or fmt is Format.pretty:
-        jobs = 1
-    elif jobs is None:
-        jobs = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
     interrupted = stopped = refused = False
     with _progress(term, logs, enabled=not follow) as progress:
         try:
             stats = replay_logs(
                 logs, pipeline, problem=term.problem, pacer=pacer, follow=follow, progress=progress, jobs=jobs
             )
-        except typer.Exit:  # an ambiguous --call-id, found on the way: the held call blocks are not the answer
+        except AmbiguousCallId:  # found on the way: the held call blocks are not the answer
             refused = True
             raise
-        except InputError as exc:
-            raise _fail(term, exc.for_command(command)) from None
-        except BrokenPipeError:
-            raise typer.Exit(ExitCode.OK) from None
         except KeyboardInterrupt:
             interrupted = True
-        except SystemExit:  # SIGTERM while workers run (see relay_cli.pipeline.workers)
+        except Terminated:  # SIGTERM while worker processes run (see relay_cli.pipeline.workers)
             stopped = True
             raise
         finally:
@@ -836,31 +828,6 @@ def _progress(term: Terminal, logs: list[str], *, enabled: bool) -> Iterator[Cal
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("replay", total=sum(sizes))
         yield lambda done: bar.update(task, completed=done)
-
-
-def _load_recording(term: Terminal, path: str) -> list[dict[str, Any]]:
-    payloads: list[dict[str, Any]] = []
-    try:
-        source = Source(path)
-        for line, _, value in entries(source):
-            if isinstance(value, BadLine):
-                term.problem(where(source, line), value.message)
-                continue
-            payload, note = to_event(value)
-            if note is None and isinstance(payload, dict):
-                try:
-                    orjson.dumps(payload)  # the emulator sends each in a frame: one it cannot encode is a bad line
-                except orjson.JSONEncodeError as exc:
-                    term.problem(where(source, line), unencodable(exc))
-                    continue
-                payloads.append(payload)
-    except InputError as exc:
-        raise _fail(term, exc.for_command("serve --replay")) from None
-    except InvalidEvent as exc:
-        raise _fail(term, str(exc)) from None
-    if not payloads:
-        raise _fail(term, f"{path}: no events to replay")
-    return payloads
 
 
 def main() -> None:

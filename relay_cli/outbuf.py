@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from os import write as os_write
 
+from relay_cli.errors import RelayError
+
 __all__ = ["DEFAULT_LIMIT", "OutBuffer", "OutputError"]
 
 DEFAULT_LIMIT = 32 * 1024 * 1024
@@ -34,8 +36,15 @@ _BATCH = 1024 * 1024
 """At most this much is joined into one ``write(2)``: fewer system calls, without copying the buffer."""
 
 
-class OutputError(OSError):
+class OutputError(RelayError, OSError):
     """Writing the output failed for another reason than a closed pipe (a full disk, an I/O error)."""
+
+    @classmethod
+    def of(cls, error: OSError) -> OutputError:
+        return cls(error.errno, error.strerror or str(error))
+
+    def __str__(self) -> str:
+        return f"cannot write to stdout: {self.strerror}"
 
 
 class OutBuffer:
@@ -119,7 +128,7 @@ class OutBuffer:
         if self.broken:
             raise BrokenPipeError(errno.EPIPE, "the reader of the output is gone")
         assert self.error is not None
-        raise OutputError(self.error.errno, self.error.strerror or str(self.error))
+        raise OutputError.of(self.error)
 
     def _run(self) -> None:
         get = self._queue.get

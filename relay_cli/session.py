@@ -31,17 +31,20 @@ from websockets.frames import CloseCode
 
 from relay_cli import protocol
 from relay_cli.burst import BurstClientConnection
+from relay_cli.errors import RelayError, UsageError
 from relay_cli.event import InvalidEvent, check_payload
 from relay_cli.protocol import ACK_HEAD, ACK_TAIL, Kind
 
 __all__ = [
     "AuthError",
     "Credentials",
+    "EndpointError",
     "Received",
     "RelaySession",
     "SessionConfig",
     "SessionError",
     "SessionStats",
+    "UntrustedCertificate",
     "endpoint_url",
     "is_loopback_url",
 ]
@@ -54,12 +57,26 @@ _LONG_KEY = 64
 _BAD_HOST_CHARS = frozenset("@/?# \r\n\t\\")
 
 
-class SessionError(Exception):
+class SessionError(RelayError):
     """A session that cannot go on: the message is one line for the user, with no secret in it."""
 
 
 class AuthError(SessionError):
     """The server rejected the credentials before any session was established."""
+
+
+class UntrustedCertificate(SessionError):
+    """The server's TLS certificate is not trusted: a caller may say how to trust another CA (``SessionConfig.ssl``)."""
+
+
+class EndpointError(SessionError, UsageError):
+    """A URL or host :func:`endpoint_url` refuses, a usage error: ``param`` names the argument (``url`` or
+    ``host``), ``value`` is as quoted, ``detail`` the rest of the message, from its separator on.
+    ``scheme`` says a URL was given as the host: a caller may suggest giving it as the URL instead."""
+
+    def __init__(self, param: str, value: str, detail: str, *, scheme: bool = False) -> None:
+        super().__init__(f"{param} {value!r}{detail}" + (" (or give it as url)" if scheme else ""))
+        self.param, self.value, self.detail, self.scheme = param, value, detail, scheme
 
 
 class _Lost(Exception):
@@ -124,7 +141,7 @@ class Received:
 
 
 def endpoint_url(*, url: str | None = None, host: str | None = None) -> str:
-    """The WebSocket URL to dial: ``--url`` as given, else ``wss://`` and the space host, with no path.
+    """The WebSocket URL to dial: ``url`` as given, else ``wss://`` and the space host, with no path.
 
     Plain ``ws://`` is refused unless it points at this machine: credentials must not cross a network
     in clear text.
@@ -135,21 +152,21 @@ def endpoint_url(*, url: str | None = None, host: str | None = None) -> str:
             hostname = parts.hostname
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError as exc:
-            raise SessionError(f"--url {protocol.display_url(url)!r} is not a valid URL: {exc}") from None
+            raise EndpointError("url", protocol.display_url(url), f" is not a valid URL: {exc}") from None
         if parts.scheme not in ("ws", "wss") or not hostname:
-            raise SessionError(
-                f"--url {protocol.display_url(url)!r} must look like wss://HOST[:PORT] or ws://127.0.0.1:PORT"
+            raise EndpointError(
+                "url", protocol.display_url(url), " must look like wss://HOST[:PORT] or ws://127.0.0.1:PORT"
             )
         if parts.scheme == "ws" and not _is_loopback(hostname):
-            raise SessionError(
-                f"--url {protocol.display_url(url)!r}: plain ws:// is only allowed to a loopback address; use wss://"
+            raise EndpointError(
+                "url", protocol.display_url(url), ": plain ws:// is only allowed to a loopback address; use wss://"
             )
         return url
     host = (host or DEFAULT_HOST).strip()
     if not host or any(c in _BAD_HOST_CHARS for c in host):
-        raise SessionError(f"--space {host!r} must be a bare host name such as example.signalwire.com")
+        raise EndpointError("host", host, " must be a bare host name such as example.signalwire.com")
     if host.startswith(("ws://", "wss://", "http://", "https://")):
-        raise SessionError(f"--space {host!r} must be a bare host name, without a scheme (or use --url)")
+        raise EndpointError("host", host, " must be a bare host name, without a scheme", scheme=True)
     return f"wss://{host}"
 
 
@@ -337,9 +354,8 @@ class RelaySession:
         except InvalidURI as exc:
             raise SessionError(f"invalid URL {protocol.display_url(cfg.url)!r}: {exc}") from None
         except ssl.SSLCertVerificationError as exc:
-            raise SessionError(
-                f"the TLS certificate of {protocol.display_url(cfg.url)} is not trusted ({exc.verify_message}); "
-                "pass --ca-file or set SIGNALWIRE_RELAY_CA_FILE"
+            raise UntrustedCertificate(
+                f"the TLS certificate of {protocol.display_url(cfg.url)} is not trusted ({exc.verify_message})"
             ) from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise _Lost(_reason(exc)) from None

@@ -9,23 +9,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import IO
 
+from relay_cli.errors import ExitCode
 from relay_cli.protocol import Secrets
 from relay_cli.views.printers import Format, Style, escape
 
 __all__ = ["Color", "ExitCode", "Terminal"]
-
-
-class ExitCode(IntEnum):
-    """The exit codes ``relay`` documents in its help and README."""
-
-    OK = 0
-    FAILURE = 1
-    USAGE = 2
-    INTERRUPTED = 130
-    TERMINATED = 143
 
 
 class Color(StrEnum):

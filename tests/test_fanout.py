@@ -17,12 +17,13 @@ import pytest
 from harness import RELAY, relay, wait_until
 from test_replay import F_GETPIPE_SZ, pipe_bytes
 
-from relay_cli.demo import DemoTraffic
+from relay_cli.emulator.flows import DemoTraffic
 from relay_cli.pipeline import replay as replay_module
 from relay_cli.pipeline.filters import EventFilter
-from relay_cli.pipeline.reader import InputError, spans
+from relay_cli.pipeline.reader import spans
 from relay_cli.pipeline.replay import ReplayStats, replay
 from relay_cli.pipeline.stages import Pipeline
+from relay_cli.pipeline.workers import WorkerDied
 from relay_cli.views.printers import Format, Style, make_printer
 
 
@@ -52,7 +53,7 @@ def run(path: Path, fmt: Format, jobs: int, **filters: Any) -> tuple[bytes, list
     out = io.BytesIO()
     problems: list[tuple[str, str]] = []
     accept = EventFilter(**filters).predicate if filters else None
-    pipeline = Pipeline(out=out, printer=make_printer(fmt, Style(color=False)), accept=accept)
+    pipeline = Pipeline(out=out, printer=make_printer(fmt, Style(color=False)), accept=accept, stateless=True)
     stats = replay([str(path)], pipeline, problem=lambda where, message: problems.append((where, message)), jobs=jobs)
     pipeline.drain()
     return out.getvalue(), problems, dataclasses.replace(stats, bytes_read=0), pipeline.tally.shown
@@ -111,7 +112,7 @@ def test_only_plain_json_lines_are_cut(tmp_path: Path, text: bytes) -> None:
     assert spans(str(path), 1000) == [(0, len(text))]
 
 
-def test_a_worker_that_dies_is_an_input_error_not_a_hang(messy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_that_dies_is_an_error_not_a_hang(messy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replay_module, "SPAN_BYTES", 16 << 10)
     parent = os.getpid()
 
@@ -120,8 +121,8 @@ def test_a_worker_that_dies_is_an_input_error_not_a_hang(messy: Path, monkeypatc
             os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does
         return b""
 
-    pipeline = Pipeline(out=io.BytesIO(), printer=printer)
-    with pytest.raises(InputError, match=r"messy\.jsonl: a worker process died; --jobs 1 reads in this process"):
+    pipeline = Pipeline(out=io.BytesIO(), printer=printer, stateless=True)
+    with pytest.raises(WorkerDied, match=r"messy\.jsonl: a worker process died$"):
         replay([str(messy)], pipeline, problem=lambda where, message: None, jobs=2)
 
 
@@ -136,7 +137,7 @@ def test_an_exception_in_a_worker_is_raised_here(messy: Path, monkeypatch: pytes
     def printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = None) -> bytes:
         raise RuntimeError("the printer broke")
 
-    pipeline = Pipeline(out=io.BytesIO(), printer=printer)
+    pipeline = Pipeline(out=io.BytesIO(), printer=printer, stateless=True)
     with pytest.raises(RuntimeError, match="the printer broke"):
         replay([str(messy)], pipeline, problem=lambda where, message: None, jobs=2)
 

@@ -18,7 +18,7 @@ import pytest
 from harness import RELAY, relay, spawn
 from test_parse_cli import run_on_terminal
 
-from relay_cli.demo import DemoTraffic
+from relay_cli.emulator.flows import DemoTraffic
 from relay_cli.pipeline.reader import MAX_LINE
 from relay_cli.pipeline.replay import SPAN_BYTES
 

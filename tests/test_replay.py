@@ -18,7 +18,7 @@ import orjson
 import pytest
 from harness import RELAY, relay, spawn, wait_until
 
-from relay_cli.demo import DemoTraffic
+from relay_cli.emulator.flows import DemoTraffic
 from relay_cli.event import parse_event
 from relay_cli.pipeline.replay import SPAN_BYTES, Pacer
 from relay_cli.views.printers import headline

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from relay_cli.errors import UsageError
 from relay_cli.event import EVENT_CLASS_MAP
 from relay_cli.protocol import PROTOCOL_EVENT_TYPES
 
@@ -69,7 +70,7 @@ _MAX_INDEX_DIGITS = 18
 _MAX_QUOTED_ID = 64
 
 
-class FilterError(ValueError):
+class FilterError(UsageError, ValueError):
     """A filter option value that cannot work; the message is one line naming the option and the value."""
 
 

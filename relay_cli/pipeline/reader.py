@@ -20,6 +20,7 @@ from typing import IO, Any
 import orjson
 
 from relay_cli import protocol
+from relay_cli.errors import RelayError
 from relay_cli.event import InvalidEvent
 
 __all__ = [
@@ -53,7 +54,7 @@ _COMPRESSED = (
 )
 
 
-class InputError(Exception):
+class InputError(RelayError):
     """The input as a whole cannot be read: missing, unreadable, a directory, empty, or not text."""
 
     def for_command(self, command: str) -> str:

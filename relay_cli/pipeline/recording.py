@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 
 from relay_cli import protocol
+from relay_cli.errors import RelayError
 
 __all__ = ["Recorder", "RecordingError"]
 
 _FLAGS = os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-class RecordingError(Exception):
+class RecordingError(RelayError):
     """The recording file cannot be opened or written; the message names the file."""
 
 

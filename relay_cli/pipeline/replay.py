@@ -8,6 +8,7 @@ split across worker processes (:mod:`relay_cli.pipeline.workers`), each running 
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -16,11 +17,22 @@ from typing import Any
 
 import orjson
 
-from relay_cli.event import InvalidEvent, check_payload
-from relay_cli.pipeline.reader import STDIN, BadLine, Notice, Source, entries, spans, to_event, unencodable, where
+from relay_cli.event import InvalidEvent, check_payload, event_time
+from relay_cli.pipeline.reader import (
+    STDIN,
+    BadLine,
+    InputError,
+    Notice,
+    Source,
+    entries,
+    spans,
+    to_event,
+    unencodable,
+    where,
+)
 from relay_cli.pipeline.stages import Pipeline, without_gc
 
-__all__ = ["SPAN_BYTES", "Pacer", "ReplayStats", "Report", "replay", "replay_source"]
+__all__ = ["SPAN_BYTES", "Pacer", "ReplayStats", "Report", "default_jobs", "load", "replay", "replay_source"]
 
 
 class Pacer:
@@ -34,7 +46,7 @@ class Pacer:
         self._due = 0.0
 
     def wait(self, payload: dict[str, Any]) -> None:
-        ts = _timestamp(payload)
+        ts = event_time(payload)
         if ts is None:
             return
         now = time.monotonic()
@@ -46,17 +58,6 @@ class Pacer:
             if self._due > now:
                 self._sleep(self._due - now)
         self._last_ts = ts
-
-
-def _timestamp(payload: dict[str, Any]) -> float | None:
-    ts = payload.get("timestamp")
-    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
-        return float(ts)
-    params = payload.get("params")
-    ts = params.get("timestamp") if isinstance(params, dict) else None
-    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
-        return float(ts)
-    return None
 
 
 @dataclass
@@ -79,6 +80,16 @@ Report = Callable[["int | str", str], None]
 SPAN_BYTES = 8 << 20
 """How much of a big file one worker process takes at a time (see ``jobs``)."""
 
+SpanResult = tuple[bytes, list[tuple["int | str", str]], ReplayStats, int, int]
+"""What a worker hands back for one span: output, ``(line, message)`` problems, stats, events shown, lines."""
+
+
+def default_jobs() -> int:
+    """One worker process per CPU this process may run on, at most 8: beyond that, writing the output here
+    is what takes the time."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, 8)
+
 
 def replay(
     paths: Sequence[str],
@@ -89,37 +100,107 @@ def replay(
     follow: bool = False,
     stop: Callable[[], bool] | None = None,
     progress: Callable[[int], None] | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
 ) -> ReplayStats:
     """Feed every event of ``paths`` to ``pipeline``; report bad lines through ``problem(where, message)``.
 
     Raises :class:`relay_cli.pipeline.reader.InputError` when a file as a whole cannot be read. A truncated last
     line, what a recorder killed mid-write leaves, is reported but not counted as bad.
 
-    With ``jobs`` above 1, a JSON Lines file of at least two spans of ``SPAN_BYTES`` is read by that many
-    worker processes, span by span, and their output is written in the file's order (see
-    :mod:`relay_cli.pipeline.workers`). Only a caller knows whether that is sound: the pipeline's filter and
-    printer must keep no state from one event to the next, and it must have no ``count`` or ``observe``.
-    Pacing and ``follow`` always read in this process.
+    With ``jobs`` above 1 (None: :func:`default_jobs`), a JSON Lines file of at least two spans of
+    ``SPAN_BYTES`` is read by that many worker processes, span by span, and their output is written in the
+    file's order, when the pipeline is :attr:`~relay_cli.pipeline.stages.Pipeline.splittable`. Pacing and
+    ``follow`` always read in this process.
     """
     stats = ReplayStats()
+    if jobs is None:
+        jobs = default_jobs()
+    split = jobs > 1 and pipeline.splittable and pacer is None and not follow
     with without_gc():
         for path in paths:
             source = Source(path)
-            cuts = (
-                spans(path, SPAN_BYTES)
-                if jobs > 1 and pacer is None and not follow and path != STDIN and os.path.isfile(path)
-                else []
-            )
+            cuts = spans(path, SPAN_BYTES) if split and path != STDIN and os.path.isfile(path) else []
             if len(cuts) > 1:
-                from relay_cli.pipeline import workers as fanout
+                from relay_cli.pipeline import workers  # here: only a split replay needs it (and pickle)
 
-                if fanout.available():
-                    fanout.replay_spans(source, cuts, pipeline, stats, problem, progress, jobs)
+                if workers.available():
+                    _replay_split(source, cuts, pipeline, stats, problem, progress, jobs)
                     continue
             if not replay_source(source, pipeline, stats, _reporter(problem, source), pacer, follow, stop, progress):
                 break
     return stats
+
+
+def load(path: str, problem: Callable[[str, str], None]) -> list[dict[str, Any]]:
+    """Every event payload of a recording, read and checked as :func:`replay` reads them, for a program that
+    sends them on (``relay serve --replay``); bad lines go to ``problem`` and are left out.
+
+    Each payload goes out in a frame, so one that cannot be encoded again is a bad line, as when a replay
+    prints it. Raises :class:`InputError` when the recording cannot be read or holds no event.
+    """
+    payloads: list[dict[str, Any]] = []
+
+    def keep(payload: dict[str, Any], data: bytes | None, frame_id: Any = None) -> bytes:
+        orjson.dumps(payload)
+        payloads.append(payload)
+        return b""
+
+    replay([path], Pipeline(out=io.BytesIO(), printer=keep), problem=problem)
+    if not payloads:
+        raise InputError(f"{path}: no events to replay")
+    return payloads
+
+
+def _replay_split(
+    source: Source,
+    cuts: list[tuple[int, int]],
+    pipeline: Pipeline,
+    stats: ReplayStats,
+    problem: Callable[[str, str], None],
+    progress: Callable[[int], None] | None,
+    jobs: int,
+) -> None:
+    """:func:`replay_source` on each span of ``cuts`` in a worker process; the output is written here, in the
+    file's order, and problems are reported with line numbers counted from the top of the file, so the
+    result is byte for byte what one process prints."""
+    from relay_cli.pipeline import workers
+
+    try:
+        fd = os.open(source.path, os.O_RDONLY)
+    except OSError as exc:
+        raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
+    printer, accept = pipeline.printer, pipeline.accept
+    lines_before = 0
+
+    def work(lines: bytes) -> SpanResult:
+        out = io.BytesIO()
+        span = Pipeline(out=out, printer=printer, accept=accept)
+        span_stats = ReplayStats(bytes_read=len(lines))
+        problems: list[tuple[int | str, str]] = []
+        replay_source(Source("", lines=lines), span, span_stats, lambda line, message: problems.append((line, message)))
+        span.drain()
+        output = out.getvalue()
+        # The pipeline's closures refer to it, and workers (forked inside ``without_gc``) never collect such
+        # cycles: freeing the buffer here is what keeps a worker's memory flat from one span to the next.
+        out.close()
+        return output, problems, span_stats, span.tally.shown, lines.count(b"\n")
+
+    def take(result: SpanResult) -> None:
+        nonlocal lines_before
+        out, problems, span_stats, shown, lines = result
+        for line, message in problems:
+            problem(where(source, lines_before + line if isinstance(line, int) else line), message)
+        lines_before += lines
+        stats.add(span_stats)
+        pipeline.tally.shown += shown
+        pipeline.write(out)
+        if progress is not None:
+            progress(stats.bytes_read)
+
+    try:
+        workers.run_spans(fd, cuts, work, take, jobs=jobs, name=source.name)
+    finally:
+        os.close(fd)
 
 
 def _reporter(problem: Callable[[str, str], None], source: Source) -> Report:

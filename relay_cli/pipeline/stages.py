@@ -76,6 +76,9 @@ class Pipeline:
     replay, which neither tallies nor records, calls ``accept`` and ``show`` itself: most events of a
     filtered replay are then dropped after one call instead of two. Both are closures over the chosen
     sinks, built once: they run for every event, and local lookups cost a fraction of attribute lookups.
+
+    ``stateless`` says that ``printer`` and ``accept`` keep nothing from one event to the next (no call
+    tracker, no pretty line's colours per call, no call ids claimed by a prefix): see :attr:`splittable`.
     """
 
     def __init__(
@@ -88,10 +91,14 @@ class Pipeline:
         count: int | None = None,
         flush: bool = False,
         observe: Callable[[dict[str, Any]], Any] | None = None,
+        stateless: bool = False,
     ) -> None:
         self.tally = tally = Tally()
         self.accept = accept
         self.printer = printer
+        self.splittable = stateless and not count and observe is None
+        """Whether copies of this pipeline, each given part of the events (in worker processes), print together
+        what it prints: only when nothing is kept from one event to the next, nothing counted, nothing observed."""
         self.when_idle: Callable[[Callable[[], None]], object] | None = None
         """With ``flush``: run a callback once the source has nothing more to hand over (an event loop's
         ``call_soon``). A burst of events then costs one write instead of one each, and nothing waits

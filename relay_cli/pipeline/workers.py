@@ -1,10 +1,9 @@
-"""Replaying a big JSON Lines file on every core: spans of it in worker processes, output in file order.
+"""Work on a big file on every core: spans of it in forked worker processes, results in file order.
 
-Decoding JSON is nearly all that a filtered replay costs, and every line decodes on its own, so a
-file cut at line ends can be decoded by as many processes as there are cores. Each worker runs the
-replay loop of :mod:`relay_cli.pipeline.replay` over one span into a buffer; this process writes the buffers in
-the file's order and reports the workers' problems with line numbers counted from the top of the
-file, so the result is byte for byte what one process prints.
+Decoding JSON is nearly all that a filtered replay costs, and every line of JSON Lines decodes on its
+own, so a file cut at line ends can be worked on by as many processes as there are cores. The caller
+gives the function to run on the bytes of one span (:mod:`relay_cli.pipeline.replay` gives its replay
+loop) and the one that takes each result, here, in the file's order; this module knows nothing else.
 
 The workers are forked and managed here rather than through a process pool, because that is what
 makes every way of stopping safe:
@@ -16,29 +15,25 @@ makes every way of stopping safe:
 - if this process is killed outright, their pipes close and they exit on their own.
 
 Spans go round-robin, at most ``_AHEAD`` queued per worker, so memory stays flat whatever the file's
-size. The file is opened once, before the fork, and read with ``pread``: renaming another file over the
-path mid-replay does not mix the two.
+size. The file is opened once, by the caller, before the fork, and read with ``pread``: renaming another
+file over the path mid-run does not mix the two.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import signal
 import struct
 from collections.abc import Callable
 from types import FrameType
-from typing import IO, NoReturn
+from typing import IO, Generic, NoReturn, TypeVar
 
-from relay_cli.pipeline.reader import InputError, Source, where
-from relay_cli.pipeline.replay import ReplayStats, replay_source
-from relay_cli.pipeline.stages import Pipeline
+from relay_cli.errors import RelayError, Terminated
 
-__all__ = ["available", "replay_spans"]
+__all__ = ["WorkerDied", "available", "run_spans"]
 
-SpanResult = tuple[bytes, list[tuple["int | str", str]], ReplayStats, int, int]
-"""What a worker hands back for one span: output, ``(line, message)`` problems, stats, events shown, lines."""
+T = TypeVar("T")
 
 _STOPS = {signal.SIGINT, signal.SIGTERM}
 _SPAN = struct.Struct("<qq")  # start, end (-1: to the end of the file)
@@ -46,27 +41,31 @@ _SIZE = struct.Struct("<Q")
 _AHEAD = 2
 
 
+class WorkerDied(RelayError):
+    """A worker process ended without handing back its span (killed, out of memory): the run cannot finish."""
+
+
 def available() -> bool:
     """Whether worker processes can be forked here (not on Windows)."""
     return hasattr(os, "fork")
 
 
-class _Worker:
+class _Worker(Generic[T]):
     """One forked worker, seen from this process: where to send spans and where its results arrive."""
 
     def __init__(self, pid: int, spans: int, results: IO[bytes], name: str) -> None:
         self.pid = pid
         self.spans = spans
         self.results = results
-        self.died = f"{name}: a worker process died; --jobs 1 reads in this process"
+        self.died = f"{name}: a worker process died"
 
     def send(self, start: int, end: int) -> None:
         try:
             os.write(self.spans, _SPAN.pack(start, end))
         except BrokenPipeError:
-            raise InputError(self.died) from None
+            raise WorkerDied(self.died) from None
 
-    def receive(self) -> SpanResult:
+    def receive(self) -> T:
         """The next result; an end of file before a whole one means the worker died."""
         size = self.results.read(_SIZE.size)
         if len(size) == _SIZE.size:
@@ -76,9 +75,9 @@ class _Worker:
                 ok, value = pickle.loads(body)  # noqa: S301 - written by our own forked child
                 if not ok:
                     raise value
-                result: SpanResult = value
+                result: T = value
                 return result
-        raise InputError(self.died)
+        raise WorkerDied(self.died)
 
     def stop(self, kill: bool) -> None:
         os.close(self.spans)
@@ -88,63 +87,53 @@ class _Worker:
         os.waitpid(self.pid, 0)
 
 
-def replay_spans(
-    source: Source,
+def run_spans(
+    fd: int,
     cuts: list[tuple[int, int]],
-    pipeline: Pipeline,
-    stats: ReplayStats,
-    problem: Callable[[str, str], None],
-    progress: Callable[[int], None] | None,
+    work: Callable[[bytes], T],
+    take: Callable[[T], None],
+    *,
     jobs: int,
+    name: str,
 ) -> None:
-    """Replay the spans ``cuts`` of ``source`` in ``jobs`` worker processes, writing through ``pipeline``.
+    """Run ``work`` on the bytes of each span ``cuts`` of the file open at ``fd``, in ``jobs`` worker
+    processes, and hand each result to ``take`` here, in the order of ``cuts``.
 
-    The last span is read to the end of the file as it is then, as one process would. SIGTERM ends
-    this process with 143 (after stopping the workers), as it would without workers.
+    ``work`` runs in a forked copy of this process, so it may use anything this process had built; its
+    result, or the exception it raised (raised here), must pickle. The last span is read to the end of
+    the file as it is then. ``name`` names the file in :class:`WorkerDied`. SIGTERM raises
+    :class:`~relay_cli.errors.Terminated` here, after the workers are stopped.
     """
-    try:
-        fd = os.open(source.path, os.O_RDONLY)
-    except OSError as exc:
-        raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
-    workers: list[_Worker] = []
+    workers: list[_Worker[T]] = []
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
     previous = signal.signal(signal.SIGTERM, _terminate)
     finished = False
     try:
         for _ in range(min(jobs, len(cuts))):
-            workers.append(_fork(fd, pipeline, workers, source.name))
+            workers.append(_fork(fd, work, workers, name))
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         count = len(workers)
-        sent = lines_before = 0
+        sent = 0
         for index in range(len(cuts)):
             while sent < len(cuts) and sent < index + count * _AHEAD:
                 start, end = cuts[sent]
                 workers[sent % count].send(start, end if sent < len(cuts) - 1 else -1)
                 sent += 1
-            out, problems, span_stats, shown, lines = workers[index % count].receive()
-            for line, message in problems:
-                problem(where(source, lines_before + line if isinstance(line, int) else line), message)
-            lines_before += lines
-            stats.add(span_stats)
-            pipeline.tally.shown += shown
-            pipeline.write(out)
-            if progress is not None:
-                progress(stats.bytes_read)
+            take(workers[index % count].receive())
         finished = True
     finally:
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # a second Ctrl-C waits until the workers are gone
         for worker in workers:
             worker.stop(kill=not finished)
-        os.close(fd)
         signal.signal(signal.SIGTERM, previous)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
-    raise SystemExit(128 + signum)
+    raise Terminated
 
 
-def _fork(fd: int, pipeline: Pipeline, earlier: list[_Worker], name: str) -> _Worker:
+def _fork(fd: int, work: Callable[[bytes], T], earlier: list[_Worker[T]], name: str) -> _Worker[T]:
     spans_r, spans_w = os.pipe()
     results_r, results_w = os.pipe()
     pid = os.fork()
@@ -156,7 +145,7 @@ def _fork(fd: int, pipeline: Pipeline, earlier: list[_Worker], name: str) -> _Wo
                 os.close(worker.results.fileno())
             os.close(spans_w)
             os.close(results_r)
-            _serve(fd, spans_r, results_w, pipeline)
+            _serve(fd, spans_r, results_w, work)
             code = 0
         finally:
             os._exit(code)
@@ -165,8 +154,8 @@ def _fork(fd: int, pipeline: Pipeline, earlier: list[_Worker], name: str) -> _Wo
     return _Worker(pid, spans_w, os.fdopen(results_r, "rb"), name)
 
 
-def _serve(fd: int, spans_r: int, results_w: int, pipeline: Pipeline) -> None:
-    """Replay each span asked for, until this process's pipe closes; exceptions go back as results."""
+def _serve(fd: int, spans_r: int, results_w: int, work: Callable[[bytes], T]) -> None:
+    """Run ``work`` on each span asked for, until this process's pipe closes; exceptions go back as results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
@@ -174,7 +163,7 @@ def _serve(fd: int, spans_r: int, results_w: int, pipeline: Pipeline) -> None:
         while len(span := spans.read(_SPAN.size)) == _SPAN.size:
             start, end = _SPAN.unpack(span)
             try:
-                body = pickle.dumps((True, _replay_span(fd, start, end, pipeline)))
+                body = pickle.dumps((True, work(_read(fd, start, end))))
             except Exception as exc:  # handed to the parent, which raises it
                 try:
                     body = pickle.dumps((False, exc))
@@ -187,7 +176,7 @@ def _serve(fd: int, spans_r: int, results_w: int, pipeline: Pipeline) -> None:
                 return
 
 
-def _replay_span(fd: int, start: int, end: int, parent: Pipeline) -> SpanResult:
+def _read(fd: int, start: int, end: int) -> bytes:
     if end < 0:
         end = os.fstat(fd).st_size
     chunks = []
@@ -195,15 +184,4 @@ def _replay_span(fd: int, start: int, end: int, parent: Pipeline) -> SpanResult:
     while offset < end and (chunk := os.pread(fd, end - offset, offset)):
         chunks.append(chunk)
         offset += len(chunk)
-    lines = b"".join(chunks)
-    out = io.BytesIO()
-    pipeline = Pipeline(out=out, printer=parent.printer, accept=parent.accept)
-    stats = ReplayStats(bytes_read=len(lines))
-    problems: list[tuple[int | str, str]] = []
-    replay_source(Source("", lines=lines), pipeline, stats, lambda line, message: problems.append((line, message)))
-    pipeline.drain()
-    output = out.getvalue()
-    # The pipeline's closures refer to it, and workers (forked inside ``without_gc``) never collect such
-    # cycles: freeing the buffer here is what keeps a worker's memory flat from one span to the next.
-    out.close()
-    return output, problems, stats, pipeline.tally.shown, lines.count(b"\n")
+    return b"".join(chunks)
