@@ -872,6 +872,7 @@ class EmulatorThread:
             seed=self._seed,
             demo=self._demo,
             ping_interval=0,
+            journal_size=0,  # the load generator, not what is measured: it keeps no journal
             log=self._log,
         )
         await emulator.start()

@@ -42,17 +42,24 @@ class Journal:
     def add(
         self, direction: str, time: float, connection: str, session: str, kind: Kind | None, value: Any, raw: bytes
     ) -> None:
-        self._entries.append((direction, time, connection, session, kind, value, (raw,)))
-        self._added(1)
+        """Hot path (an ACK per event). A journal of size 0 only counts."""
+        self.total += 1
+        if self.size:
+            self._entries.append((direction, time, connection, session, kind, value, (raw,)))
+            self._frames += 1
+            if self._frames > self.size:
+                self._trim()
 
     def add_events(self, time: float, connection: str, session: str, raws: Sequence[bytes]) -> None:
         """Hot path. Journal a burst of sent ``signalwire.event`` frames, sent in one write at ``time``."""
-        self._entries.append((RELAY_TO_APP, time, connection, session, Kind.EVENT, None, raws))
-        self._added(len(raws))
+        self.total += len(raws)
+        if self.size:
+            self._entries.append((RELAY_TO_APP, time, connection, session, Kind.EVENT, None, raws))
+            self._frames += len(raws)
+            if self._frames > self.size:
+                self._trim()
 
-    def _added(self, n: int) -> None:
-        self.total += n
-        self._frames += n
+    def _trim(self) -> None:
         entries = self._entries
         while self._frames > self.size:
             first = entries[0]

@@ -291,7 +291,9 @@ class EmulatorCore:
             self.journal.add(APP_TO_RELAY, self.wall(), peer.id, session, None, frame, raw)
             self.log(f"{peer.name}: ignored a frame that is not JSON-RPC: {exc}")
             return None, None
-        self.journal.add(APP_TO_RELAY, self.wall(), peer.id, session, kind, frame, raw)
+        # Hot path (an ACK per event): the bytes only, decoded when the journal is read; a kept dict per
+        # frame would leave thousands alive for the garbage collector to walk.
+        self.journal.add(APP_TO_RELAY, self.wall(), peer.id, session, kind, None, raw)
         return frame, kind
 
     def encode(self, peer: Peer, frame: dict[str, Any], kind: Kind | None = None) -> bytes:
@@ -300,7 +302,7 @@ class EmulatorCore:
         session = peer.session.sessionid if peer.session is not None else ""
         if kind is None:
             kind = classify(frame)
-        self.journal.add(RELAY_TO_APP, self.wall(), peer.id, session, kind, frame, raw)
+        self.journal.add(RELAY_TO_APP, self.wall(), peer.id, session, kind, None, raw)
         return raw
 
     def raw_out(self, peer: Peer, raw: str | bytes) -> None:
@@ -309,10 +311,8 @@ class EmulatorCore:
         session = peer.session.sessionid if peer.session is not None else ""
         self.journal.add(RELAY_TO_APP, self.wall(), peer.id, session, None, None, data)
 
-    def _journal_event(self, peer: Peer | None, session: Session, payload: dict[str, Any], data: bytes) -> None:
-        self.journal.add(
-            RELAY_TO_APP, self.wall(), peer.id if peer else "", session.sessionid, Kind.EVENT, payload, data
-        )
+    def _journal_event(self, peer: Peer | None, session: Session, data: bytes) -> None:
+        self.journal.add(RELAY_TO_APP, self.wall(), peer.id if peer else "", session.sessionid, Kind.EVENT, None, data)
 
     # -- connect ---------------------------------------------------------------------------------------------
 
@@ -596,7 +596,7 @@ class EmulatorCore:
             peer = session.conn
             if peer is not None and peer.session is session:
                 self._track(session, frame_id, data)
-                self._journal_event(peer, session, frame, data)
+                self._journal_event(peer, session, data)
                 out.append((peer, data))
         self.stats.events_sent += len(out)
         return frame_id, out
@@ -665,7 +665,7 @@ class EmulatorCore:
         self._track(session, frame_id, data)
         self.stats.events_sent += 1
         peer = session.conn
-        self._journal_event(peer, session, frame, data)
+        self._journal_event(peer, session, data)
         if peer is None:
             return None  # delivered when the session resumes, with what else it did not ACK
         peer.write((data,))
