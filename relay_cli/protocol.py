@@ -35,9 +35,11 @@ __all__ = [
     "METHOD_NOT_FOUND",
     "MIN_SECRET_LENGTH",
     "PROTOCOL_EVENT_TYPES",
+    "RECEIVE",
     "REDACTED",
     "RELAY_TO_APP",
     "SECRET_KEYS",
+    "UNRECEIVE",
     "VERSION",
     "FrameError",
     "FrameRecord",
@@ -85,6 +87,9 @@ MAX_CONTAINERS = 100_000
 PROTOCOL_EVENT_TYPES = frozenset({"signalwire.authorization.state"})
 """Event types RELAY itself defines, beyond the SDK's typed calling and messaging events."""
 
+RECEIVE = "signalwire.receive"
+UNRECEIVE = "signalwire.unreceive"
+"""Client requests that add or remove contexts; the other ``signalwire.*`` methods are :class:`Kind` values."""
 CALL_PASS = "calling.pass"  # noqa: S105 (a method name, not a password)
 """Decline control of an offered inbound call, returning it to routing: it may go to another client."""
 CALL_NOT_FOUND = "404"

@@ -53,6 +53,7 @@ DEFAULT_HOST = "relay.signalwire.com"
 _SEEN_IDS = 10_000
 _PENDING_PASSES = 1_000
 _LONG_KEY = 64
+_EVENT = Kind.EVENT.value
 """Ids and call ids longer than this are remembered by a 16-byte digest: memory stays bounded in bytes."""
 _BAD_HOST_CHARS = frozenset("@/?# \r\n\t\\")
 
@@ -397,7 +398,7 @@ class RelaySession:
             protocol=self._protocol if resuming else None,
             authorization_state=self._auth_state if resuming else None,
         )
-        request = protocol.request("signalwire.connect", params)
+        request = protocol.request(Kind.CONNECT.value, params)
         reply = await self._call(ws, request)
         error = reply.get("error")
         if error is not None:
@@ -462,10 +463,8 @@ class RelaySession:
             return None
         try:
             frame = orjson.loads(data)
-            if frame.__class__ is dict and frame.get("method") == "signalwire.event":
-                kind = Kind.EVENT
-            else:
-                kind = protocol.classify(frame)
+            is_event = frame.__class__ is dict and frame.get("method") == _EVENT
+            kind = Kind.EVENT if is_event else protocol.classify(frame)
         except (orjson.JSONDecodeError, protocol.FrameError) as exc:
             self._malformed(data, str(exc) if isinstance(exc, protocol.FrameError) else "not JSON")
             return None
@@ -591,7 +590,7 @@ class RelaySession:
         method = frame.get("method")
         frame_id = frame.get("id")
         params: dict[str, Any] = frame["params"] if isinstance(frame.get("params"), dict) else {}
-        if method == "signalwire.disconnect":
+        if method == Kind.DISCONNECT.value:
             self._restart = params.get("restart") is True
             if self._restart:
                 self._protocol = self._auth_state = None
@@ -601,7 +600,7 @@ class RelaySession:
             reply = protocol.ack(frame_id)
         elif frame_id is None:
             return
-        elif method == "signalwire.ping":
+        elif method == Kind.PING.value:
             echo = {"timestamp": params["timestamp"]} if "timestamp" in params else None
             reply = protocol.result(frame_id, echo)
         else:
@@ -632,7 +631,7 @@ class RelaySession:
                 await self._drop(ws)
                 return
             if now >= next_ping and self._ping_id is None:
-                request = protocol.request("signalwire.ping", {"timestamp": time.time()})
+                request = protocol.request(Kind.PING.value, {"timestamp": time.time()})
                 self._ping_id = request["id"]
                 self._ping_sent = now
                 next_ping = now + cfg.ping_interval

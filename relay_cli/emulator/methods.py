@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from relay_cli.protocol import CALL_PASS, INVALID_PARAMS, INVALID_REQUEST, Kind, error, result
+from relay_cli.protocol import CALL_PASS, INVALID_PARAMS, INVALID_REQUEST, RECEIVE, UNRECEIVE, Kind, error, result
 
 if TYPE_CHECKING:
     from relay_cli.emulator.sessions import EmulatorCore, Peer, Session
@@ -29,8 +29,6 @@ __all__ = [
     "parse_contexts",
 ]
 
-RECEIVE = "signalwire.receive"
-UNRECEIVE = "signalwire.unreceive"
 RECEIVE_MESSAGE = "Receiving all inbound related to the requested relay contexts and available scopes"
 UNRECEIVE_MESSAGE = "No longer receiving inbound related to the requested relay contexts"
 MAX_CONTEXTS = 100

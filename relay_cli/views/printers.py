@@ -77,6 +77,7 @@ def terminal_width(tty: bool) -> int | None:
 # are one cell a character.
 _MAYBE_NOT_ONE_CELL = re.compile("[^\x00-\u02ff\u0370-\u0482\u048a-\u052f\u2010-\u2027\u2030-\u205e\u2190-\u21ff]")
 _DIGIT = re.compile("[0-9]")
+_EVENT = protocol.Kind.EVENT.value
 
 
 @functools.lru_cache(maxsize=4096)
@@ -442,7 +443,7 @@ def _frame_printer(payload: dict[str, Any], raw: bytes | None, frame_id: Any = N
     frame: dict[str, Any] = {"jsonrpc": "2.0"}
     if frame_id is not None:
         frame["id"] = frame_id
-    frame["method"] = "signalwire.event"
+    frame["method"] = _EVENT
     frame["params"] = payload
     return orjson.dumps(frame) + b"\n"
 
