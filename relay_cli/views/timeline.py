@@ -157,6 +157,15 @@ class _Block:
         self.chosen = False
 
 
+def _reopen(block: _Block, gone: bool | None, final_rank: int) -> None:
+    """A call or message seen again after its block was written out: a continuation, done if it had ended."""
+    if gone is not None:
+        block.continued = True
+        if gone:
+            block.rank = final_rank
+            block.done = True
+
+
 class CallTracker:
     """Regroups a stream of event payloads into one text block per call and per message.
 
@@ -397,12 +406,7 @@ class CallTracker:
         if self._prefix is not None and not self._admits(call_id, params):
             return None
         block = _Block(call_id)
-        gone = self._gone.get(call_id)
-        if gone is not None:
-            block.continued = True
-            if gone:
-                block.rank = _ENDED
-                block.done = True
+        _reopen(block, self._gone.get(call_id), _ENDED)
         self._calls[call_id] = block
         self._hold(block)
         return block
@@ -484,12 +488,7 @@ class CallTracker:
             if self._prefix is not None and not message_id.startswith(self._prefix):
                 return None
             block = _Block(message_id, message=True)
-            gone = self._gone.get("\0" + message_id)
-            if gone is not None:
-                block.continued = True
-                if gone:
-                    block.rank = _MESSAGE_FINAL
-                    block.done = True
+            _reopen(block, self._gone.get("\0" + message_id), _MESSAGE_FINAL)
             self._messages[message_id] = block
             self._hold(block)
         if block.numbers is None:
