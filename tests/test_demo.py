@@ -392,7 +392,7 @@ def test_one_flow_is_a_public_generator_that_can_go_on_a_sessions_outbox() -> No
         def write(self, frames: Any) -> None:
             written.extend(frames)
 
-    core = EmulatorCore(demo=False, clock=lambda: now[0])
+    core = EmulatorCore(mode="app", clock=lambda: now[0])
     peer = Wire("client:1")
     frame: dict[str, Any] = {"jsonrpc": "2.0", "id": "c", "method": "signalwire.connect"}
     frame["params"] = {"authentication": {"project": "p", "token": "t"}}

@@ -145,7 +145,7 @@ async def rejected(ws: ClientConnection, frame: Frame) -> Frame:
 
 def test_connect_result_has_the_real_shape_and_authorization_state_follows() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             assert emu.url.startswith("ws://127.0.0.1:")
             ws = await open_ws(emu)
             params = connect_params(project="proj", token="secret-token", contexts=["office"])
@@ -178,7 +178,7 @@ def test_bad_credentials_get_32002_and_the_socket_closes_and_no_secret_is_logged
     lines: list[str] = []
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, log=lines.append) as emu:
             for auth in ({"project": "proj", "token": ""}, {"project": "proj"}, {"jwt_token": ""}, "x", None):
                 ws = await open_ws(emu)
                 params = {"authentication": auth, "agent": "test"}
@@ -198,7 +198,7 @@ def test_bad_credentials_get_32002_and_the_socket_closes_and_no_secret_is_logged
 
 def test_fixed_project_and_token_are_the_only_credentials_accepted() -> None:
     async def main() -> None:
-        async with Emulator(project="proj", token="secret-token", demo=False, ping_interval=0) as emu:
+        async with Emulator(project="proj", token="secret-token", mode="app", ping_interval=0) as emu:
             for auth in (
                 {"project": "proj", "token": "wrong"},
                 {"project": "other", "token": "secret-token"},
@@ -216,7 +216,7 @@ def test_fixed_project_and_token_are_the_only_credentials_accepted() -> None:
 
 def test_jwt_is_accepted_when_no_credentials_are_fixed() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws = await open_ws(emu)
             await send(ws, request("signalwire.connect", connect_params(jwt="a.b.c")))
             reply = await recv(ws)
@@ -228,7 +228,7 @@ def test_jwt_is_accepted_when_no_credentials_are_fixed() -> None:
 
 def test_a_first_request_other_than_connect_gets_an_error_and_the_socket_closes() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws = await open_ws(emu)
             reply = await rejected(ws, request("signalwire.ping", {"timestamp": 1.0}, "p-1"))
             assert reply["id"] == "p-1"
@@ -243,7 +243,7 @@ def test_a_first_request_other_than_connect_gets_an_error_and_the_socket_closes(
 
 def test_client_ping_is_answered_with_its_timestamp() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, _, _ = await session(emu)
             await send(ws, request("signalwire.ping", {"timestamp": 1234.5}, "p-1"))
             assert await recv(ws) == result("p-1", {"timestamp": 1234.5})
@@ -254,7 +254,7 @@ def test_client_ping_is_answered_with_its_timestamp() -> None:
 
 def test_unknown_method_gets_32601_with_the_same_id() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, _, _ = await session(emu)
             await send(ws, request("calling.answer", {"call_id": "x"}, "m-1"))
             reply = await recv(ws)
@@ -269,7 +269,7 @@ def test_garbage_from_a_connected_client_is_logged_and_ignored() -> None:
     lines: list[str] = []
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, log=lines.append) as emu:
             ws, _, _ = await session(emu)
             for junk in ("not json {", "[1, 2]", '{"jsonrpc": "2.0"}', b"\xff\xfe"):
                 await ws.send(junk)
@@ -285,7 +285,7 @@ def test_garbage_from_a_connected_client_is_logged_and_ignored() -> None:
 
 def test_receive_and_unreceive_reject_contexts_that_are_not_a_list_of_names() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, _, _ = await session(emu)
             for method in ("signalwire.receive", "signalwire.unreceive"):
                 for params in ({"contexts": "office"}, {"contexts": [""]}, {"contexts": [1]}, {}):
@@ -442,7 +442,7 @@ def test_a_resumed_session_continues_its_event_stream() -> None:
 
 def test_a_fresh_session_does_not_get_another_sessions_unacked_events() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, _, _ = await session(emu)
             frame_id = await emu.push({"event_type": "calling.call.state", "params": {"call_id": "c"}})
             pushed = await recv(ws)
@@ -459,7 +459,7 @@ def test_a_fresh_session_does_not_get_another_sessions_unacked_events() -> None:
 
 def test_resume_with_a_wrong_authorization_state_gets_32003_and_an_unknown_protocol_32002() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, res, _ = await session(emu)
             await emu.drop()
             ws = await open_ws(emu)
@@ -485,7 +485,7 @@ def test_resume_with_a_wrong_authorization_state_gets_32003_and_an_unknown_proto
 
 def test_resuming_a_session_still_attached_elsewhere_drops_the_old_socket() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             old, res, blob = await session(emu)
             frame_id = await emu.push({"event_type": "calling.call.state", "params": {}})
             assert (await recv(old))["id"] == frame_id
@@ -501,7 +501,7 @@ def test_resuming_a_session_still_attached_elsewhere_drops_the_old_socket() -> N
 
 def test_server_pings_arrive_every_ping_interval_and_answers_are_counted() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0.05) as emu:
+        async with Emulator(mode="app", ping_interval=0.05) as emu:
             ws, _, _ = await session(emu)
             loop = asyncio.get_running_loop()
             start = loop.time()
@@ -521,7 +521,7 @@ def test_server_pings_arrive_every_ping_interval_and_answers_are_counted() -> No
 
 def test_freeze_holds_every_reply_and_event_until_thaw() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, _, _ = await session(emu)
             emu.freeze()
             await send(ws, request("signalwire.ping", {"timestamp": 1.0}, "p-1"))
@@ -538,7 +538,7 @@ def test_freeze_holds_every_reply_and_event_until_thaw() -> None:
 
 def test_inject_sends_the_raw_text_as_is() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, _, _ = await session(emu)
             await emu.inject('{"jsonrpc": "2.0", "broken')
             assert await ws.recv() == '{"jsonrpc": "2.0", "broken'
@@ -551,7 +551,7 @@ def test_inject_sends_the_raw_text_as_is() -> None:
 
 def test_disconnect_restart_waits_for_the_reply_then_closes_and_forgets_the_session() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, res, blob = await session(emu)
             task = asyncio.create_task(emu.send_disconnect(restart=True))
             frame = await recv(ws)
@@ -575,7 +575,7 @@ def test_disconnect_restart_waits_for_the_reply_then_closes_and_forgets_the_sess
 
 def test_disconnect_without_restart_keeps_the_session_resumable() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, res, blob = await session(emu)
             task = asyncio.create_task(emu.send_disconnect())
             frame = await recv(ws)
@@ -594,7 +594,7 @@ def test_disconnect_closes_anyway_when_the_client_never_replies() -> None:
     lines: list[str] = []
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, log=lines.append) as emu:
             ws, _, _ = await session(emu)
             loop = asyncio.get_running_loop()
             start = loop.time()
@@ -671,7 +671,7 @@ def test_a_client_vanishing_mid_flood_leaves_the_server_serving() -> None:
 
 def test_wait_for_connections_counts_successful_connects() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             clients = [await session(emu) for _ in range(2)]
             await emu.wait_for_connections(2, timeout=1)
             with pytest.raises(TimeoutError):
@@ -754,7 +754,7 @@ def of_call(frames: list[Frame], call_id: str) -> list[Frame]:
 
 def test_inbound_calls_are_offered_to_one_session_on_their_context_in_turn() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             a, res_a, _ = await session(emu, contexts=("office",))
             b, res_b, _ = await session(emu, contexts=("office", "sales"))
             other, _, _ = await session(emu, contexts=("sales",))
@@ -779,7 +779,7 @@ def test_pass_offers_the_call_to_the_next_session_and_the_last_pass_leaves_it_ri
     lines: list[str] = []
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, ring_timeout=1.0, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, ring_timeout=1.0, log=lines.append) as emu:
             a, _, _ = await session(emu, contexts=("office",))
             b, _, _ = await session(emu, contexts=("office",))
             call_id = await emu.offer_call("office")
@@ -805,7 +805,7 @@ def test_pass_offers_the_call_to_the_next_session_and_the_last_pass_leaves_it_ri
 
 def test_the_session_holding_a_call_at_its_ring_timeout_is_sent_its_end() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, ring_timeout=0.2) as emu:
+        async with Emulator(mode="app", ping_interval=0, ring_timeout=0.2) as emu:
             ws, _, _ = await session(emu, contexts=("office",))
             call_id = await emu.offer_call("office", from_number="+15551230000")
             ended = await until(ws, lambda f: f.get("params", {}).get("params", {}).get("call_state") == "ended", 10)
@@ -820,7 +820,7 @@ def test_the_session_holding_a_call_at_its_ring_timeout_is_sent_its_end() -> Non
 
 def test_pass_without_call_id_or_node_id_is_32602_naming_the_field_and_an_unknown_call_is_404() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             ws, _, _ = await session(emu, contexts=("office",))
             for params, field in (
                 ({"node_id": "n"}, "call_id"),
@@ -904,7 +904,7 @@ def test_resume_needs_the_credentials_that_opened_the_session() -> None:
     lines: list[str] = []
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, log=lines.append) as emu:
             _, res, blob = await session(emu)
             await emu.drop()
             for auth in ({"project": "proj", "token": "another-token"}, {"jwt_token": "a.b.c"}):
@@ -936,7 +936,7 @@ def test_a_socket_that_never_sends_connect_is_closed_after_the_connect_timeout()
     lines: list[str] = []
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, connect_timeout=0.3, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, connect_timeout=0.3, log=lines.append) as emu:
             ws = await open_ws(emu)
             await asyncio.wait_for(ws.wait_closed(), 10)
             assert ws.close_code == 1008
@@ -955,7 +955,7 @@ def test_the_unacked_store_is_bounded_in_bytes_keeping_the_newest(monkeypatch: p
     lines: list[str] = []
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, log=lines.append) as emu:
             ws, res, blob = await session(emu)
             ids = [
                 await emu.push({"event_type": "calling.call.state", "params": {"pad": "x" * 100_000}})
@@ -976,7 +976,7 @@ def test_contexts_are_capped_in_number_and_length_and_never_logged_whole() -> No
     lines: list[str] = []
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, log=lines.append) as emu:
             for contexts, message in (
                 ([f"c{i}" for i in range(MAX_CONTEXTS + 1)], f"at most {MAX_CONTEXTS} contexts per session"),
                 (["x" * (MAX_CONTEXT_LENGTH + 1)], f"a context is at most {MAX_CONTEXT_LENGTH} characters"),
@@ -1006,7 +1006,7 @@ def test_odd_frames_from_a_connected_client_get_a_clear_error_and_the_session_go
     deep = "[" * 300 + "]" * 300
 
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, log=lines.append) as emu:
+        async with Emulator(mode="app", ping_interval=0, log=lines.append) as emu:
             ws, _, _ = await session(emu)
             cases: list[tuple[str, Any, int]] = [
                 ('{"jsonrpc":"2.0","id":"p-1","method":"signalwire.ping","params":[1]}', "p-1", INVALID_PARAMS),
@@ -1067,7 +1067,7 @@ def test_the_events_cap_counts_what_a_session_got_not_the_events_of_calls_it_pas
 
 def test_the_journal_holds_every_frame_both_ways_acks_and_pings_included() -> None:
     async def main() -> None:
-        async with Emulator(demo=False, ping_interval=0, journal_size=100) as emu:
+        async with Emulator(mode="app", ping_interval=0, journal_size=100) as emu:
             ws, res, _ = await session(emu)
             await send(ws, request("signalwire.ping", {"timestamp": 1.0}, "p-1"))
             assert (await recv(ws))["id"] == "p-1"

@@ -53,7 +53,7 @@ class Wire(Peer):
 
 
 def core(clock: Clock | None = None, **options: Any) -> EmulatorCore:
-    options.setdefault("demo", False)
+    options.setdefault("mode", "app")
     return EmulatorCore(clock=clock or Clock(), wall=lambda: 1_700_000_000.0, **options)
 
 
@@ -228,7 +228,7 @@ def test_frames_that_are_not_json_rpc_are_journaled_with_no_kind() -> None:
 
 
 def test_drawn_demo_events_are_tracked_and_journaled_as_one_burst() -> None:
-    emu, peer = core(demo=True, seed=1, rate=0), Wire()
+    emu, peer = core(mode="demo", seed=1, rate=0), Wire()
     _, session = connect(emu, peer, contexts=["office"])
     assert session is not None
     batch, drawn = emu.draw(session, 10)

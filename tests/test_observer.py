@@ -644,7 +644,7 @@ def test_ending_against_a_fast_server_closes_promptly() -> None:
 
 
 def test_rejected_credentials_say_what_to_check() -> None:
-    with emulator(project="p-123", token="right", demo=False) as server:
+    with emulator(project="p-123", token="right", mode="app") as server:
         result = relay("tail", "--url", server.url, *CREDS, "-c", "x", timeout=30)
     assert result.returncode == 1
     assert (

@@ -148,7 +148,7 @@ def test_tail_whose_reader_leaves_after_one_line_stops_quietly_with_exit_0() -> 
 def test_a_stuck_reader_loses_events_from_the_display_only_counted_with_exit_1(tmp_path: Path) -> None:
     record = tmp_path / "rec.jsonl"
     big = {"event_type": "calling.call.play", "params": {"call_id": "c1", "state": "playing", "pad": "z" * 2**20}}
-    with emulator(demo=False) as server:
+    with emulator(mode="app") as server:
         proc = spawn_tail("--url", server.url, *CREDS, "-c", "x", "-o", "json", "-n", "41", "--record", str(record))
         try:
             server.run(server.emulator.wait_for_connections(1))

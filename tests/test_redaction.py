@@ -131,7 +131,7 @@ def test_a_close_reason_echoing_the_token_is_redacted() -> None:
 
 
 def test_a_malformed_frame_excerpt_hides_the_token_and_secret_keys() -> None:
-    with emulator(demo=False) as server:
+    with emulator(mode="app") as server:
         proc = spawn("tail", "--url", server.url, *CREDS, "-c", "x", "-o", "json")
         server.run(server.emulator.wait_for_connections(1))
         server.run(server.emulator.inject(orjson.dumps({"echo": SECRET, "token": "their-own-token"})))
@@ -144,7 +144,7 @@ def test_a_malformed_frame_excerpt_hides_the_token_and_secret_keys() -> None:
 
 
 def test_url_credentials_and_query_are_never_echoed() -> None:
-    with emulator(demo=False) as server:
+    with emulator(mode="app") as server:
         url = server.url.replace("ws://", "ws://someone:hunter22@") + "/?signature=s3cr3t-query"
         result = relay("tail", "--url", url, *CREDS, "-c", "x", "--timeout", "1")
     assert "hunter22" not in result.stderr and "s3cr3t-query" not in result.stderr
@@ -152,7 +152,7 @@ def test_url_credentials_and_query_are_never_echoed() -> None:
 
 
 def test_a_short_token_does_not_mangle_the_servers_message() -> None:
-    with emulator(project="p-123", token="right", demo=False) as server:
+    with emulator(project="p-123", token="right", mode="app") as server:
         result = relay("tail", "--url", server.url, "--project", "p-123", "--token", "t", "-c", "x", timeout=30)
     assert result.returncode == 1
     assert "Authentication service failed" in result.stderr and "Au[redacted]" not in result.stderr

@@ -120,7 +120,7 @@ def test_record_to_an_unwritable_path_fails_before_connecting(tmp_path: Path) ->
 
 
 def test_timeout_ends_a_quiet_session_cleanly() -> None:
-    with emulator(demo=False) as server:
+    with emulator(mode="app") as server:
         result = relay("tail", "--url", server.url, *CREDS, "-c", "office", "--timeout", "0.5")
     assert result.returncode == 0
     assert "timed out after 0.5 s" in result.stderr
@@ -128,7 +128,7 @@ def test_timeout_ends_a_quiet_session_cleanly() -> None:
 
 
 def test_missing_context_is_warned_about() -> None:
-    with emulator(demo=False) as server:
+    with emulator(mode="app") as server:
         result = relay("tail", "--url", server.url, *CREDS, "--timeout", "0.3")
     assert "no --context given: inbound calls and messages will not arrive" in result.stderr
 
@@ -147,7 +147,7 @@ def test_missing_credentials_name_the_flag_and_the_variable(args: list[str], mes
 
 
 def test_credentials_come_from_the_environment() -> None:
-    with emulator(project="p-env", token="t-env", demo=False) as server:
+    with emulator(project="p-env", token="t-env", mode="app") as server:
         result = relay(
             "tail",
             "--url",
@@ -175,7 +175,7 @@ def test_a_space_with_a_path_is_refused() -> None:
 
 
 def test_rejected_credentials_stop_after_three_attempts_without_leaking_the_token() -> None:
-    with emulator(project="p-123", token="right", demo=False) as server:
+    with emulator(project="p-123", token="right", mode="app") as server:
         result = relay("tail", "--url", server.url, *CREDS, "-c", "x", timeout=30)
         failures = server.emulator.stats.auth_failures
     assert result.returncode == 1
@@ -186,7 +186,7 @@ def test_rejected_credentials_stop_after_three_attempts_without_leaking_the_toke
 
 
 def test_malformed_frames_are_reported_on_stderr_and_skipped() -> None:
-    with emulator(demo=False) as server:
+    with emulator(mode="app") as server:
         proc = spawn("tail", "--url", server.url, *CREDS, "-c", "x", "-o", "json")
         server.run(server.emulator.wait_for_connections(1))
         server.run(server.emulator.inject("this is not json \x1b[31m"))
@@ -293,7 +293,7 @@ def test_silence_longer_than_the_idle_limit_reconnects() -> None:
         from relay_cli.emulator import Emulator
 
         statuses: list[str] = []
-        async with Emulator(demo=False, ping_interval=0) as emu:
+        async with Emulator(mode="app", ping_interval=0) as emu:
             config = SessionConfig(
                 url=emu.url, credentials=Credentials("p", "t"), ping_interval=60, idle_timeout=0.5, backoff_initial=0.1
             )
@@ -317,7 +317,7 @@ def test_library_session_raises_auth_error_with_the_server_reason() -> None:
     async def scenario() -> None:
         from relay_cli.emulator import Emulator
 
-        async with Emulator(project="a", token="b", demo=False) as emu:
+        async with Emulator(project="a", token="b", mode="app") as emu:
             config = SessionConfig(url=emu.url, credentials=Credentials("a", "wrong"), auth_attempts=1)
             async for _ in RelaySession(config).events():
                 pass
@@ -370,7 +370,7 @@ def test_help_lists_exit_codes_and_environment_variables() -> None:
 
 def test_an_event_delivered_twice_is_acked_twice_but_shown_once() -> None:
     frame = '{"jsonrpc":"2.0","id":"evt-1","method":"signalwire.event","params":{"event_type":"calling.call.play"}}'
-    with emulator(demo=False) as server:
+    with emulator(mode="app") as server:
         proc = spawn("tail", "--url", server.url, *CREDS, "-c", "x", "-o", "json")
         server.run(server.emulator.wait_for_connections(1))
         server.run(server.emulator.inject(frame))

@@ -10,14 +10,14 @@ become :class:`~relay_cli.protocol.FrameRecord` objects, decoded where needed, o
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
 
 from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, FrameRecord, Kind
 
-__all__ = ["JOURNAL_SIZE", "Journal"]
+__all__ = ["JOURNAL_SIZE", "Journal", "Observer"]
 
 JOURNAL_SIZE = 10_000
 """Frames a journal keeps by default; beyond it the oldest are forgotten."""
@@ -25,6 +25,9 @@ JOURNAL_SIZE = 10_000
 # direction, time, connection, session, kind, the decoded value (None: decode the bytes when read), the bytes of
 # each frame (one, or a burst's)
 _Entry = tuple[str, float, str, str, "Kind | None", Any, Sequence[bytes]]
+
+Observer = Callable[[str, float, str, str, "Kind | None", Sequence[bytes]], None]
+"""Told of every frame as it is journaled: direction, time, connection, session, kind, the frames' bytes."""
 
 
 class Journal:
@@ -38,12 +41,18 @@ class Journal:
         self._frames = 0
         self.total = 0
         """Frames journaled since the start or the last :meth:`clear`, forgotten ones included."""
+        self.observers: list[Observer] = []
+        """Who else sees each frame as it passes (the frame printer of ``relay serve``, ``expect_recv``); they
+        must not raise."""
 
     def add(
         self, direction: str, time: float, connection: str, session: str, kind: Kind | None, value: Any, raw: bytes
     ) -> None:
         """Hot path (an ACK per event). A journal of size 0 only counts."""
         self.total += 1
+        if self.observers:
+            for observer in self.observers:
+                observer(direction, time, connection, session, kind, (raw,))
         if self.size:
             self._entries.append((direction, time, connection, session, kind, value, (raw,)))
             self._frames += 1
@@ -53,6 +62,9 @@ class Journal:
     def add_events(self, time: float, connection: str, session: str, raws: Sequence[bytes]) -> None:
         """Hot path. Journal a burst of sent ``signalwire.event`` frames, sent in one write at ``time``."""
         self.total += len(raws)
+        if self.observers:
+            for observer in self.observers:
+                observer(RELAY_TO_APP, time, connection, session, Kind.EVENT, raws)
         if self.size:
             self._entries.append((RELAY_TO_APP, time, connection, session, Kind.EVENT, None, raws))
             self._frames += len(raws)

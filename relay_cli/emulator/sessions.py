@@ -27,10 +27,11 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
+from relay_cli.emulator.farends import FarEnds
 from relay_cli.emulator.flows import DemoTraffic
 from relay_cli.emulator.journal import JOURNAL_SIZE, Journal
 from relay_cli.emulator.methods import (
@@ -66,6 +67,7 @@ from relay_cli.protocol import (
 )
 
 __all__ = [
+    "MODES",
     "MAX_CONTEXTS",
     "MAX_CONTEXT_LENGTH",
     "MAX_UNACKED",
@@ -76,9 +78,15 @@ __all__ = [
     "EmulatorCore",
     "EmulatorStats",
     "InboundCall",
+    "Mode",
     "Peer",
     "Session",
 ]
+
+Mode = Literal["demo", "app", "scripted"]
+MODES: tuple[Mode, ...] = ("demo", "app", "scripted")
+"""What drives calls (EMULATOR.md section 1): the emulator's own demo app; virtual far ends and the connected
+app's verbs; or nothing but the control plane (``mock_relay`` semantics)."""
 
 MAX_UNACKED = 10_000
 """Un-ACKed events kept per session for redelivery; beyond it the oldest are forgotten."""
@@ -228,7 +236,8 @@ class EmulatorCore:
         project: str | None = None,
         token: str | None = None,
         rate: float = 5.0,
-        demo: bool = True,
+        mode: Mode = "demo",
+        speed: float = 1.0,
         seed: int | None = None,
         replay: Iterable[dict[str, Any]] | None = None,
         ring_timeout: float = RING_TIMEOUT,
@@ -238,10 +247,17 @@ class EmulatorCore:
         journal_size: int = JOURNAL_SIZE,
         methods: Mapping[str, Handler] = METHODS,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if speed <= 0:
+            raise ValueError("speed must be positive")
         self.project = project
         self.token = token
         self.rate = rate
-        self.demo = demo
+        self.mode: Mode = mode
+        self.demo = mode == "demo"
+        self.speed = speed
+        """Every simulated delay (ringing, media, far ends) is ``speed`` times shorter."""
         self.seed = seed
         self.ring_timeout = ring_timeout
         self.log = log
@@ -271,6 +287,14 @@ class EmulatorCore:
         self._credential_key = os.urandom(32)
         self._last_offered: dict[str, int] = {}
         self._ring_outs: Outbox[InboundCall] = Outbox()
+        self._timers: Outbox[Callable[[], None]] = Outbox()
+        self.far_ends = FarEnds()
+        """The scripts of virtual parties: outbound numbers by rule, the default for everyone else."""
+        self.after_request: list[Callable[[Request, dict[str, Any] | None], None]] = []
+        """Told of each request a handler answered and its reply, before the reply is sent: the control
+        plane's scenarios queue the events that follow it."""
+        self.control_url = ""
+        """The control plane's base URL (``http://host:port``) once it listens: recording URLs point there."""
 
     # -- the funnel: every frame in or out is journaled here ----------------------------------------------
 
@@ -490,7 +514,11 @@ class EmulatorCore:
         handler = self.methods.get(method)
         if handler is None:
             return error(fid, METHOD_NOT_FOUND, f"Method not found: {clip(method)}")
-        return handler(self, Request(peer, session, fid, method, params))
+        req = Request(peer, session, fid, method, params)
+        reply = handler(self, req)
+        for hook in self.after_request:
+            hook(req, reply)
+        return reply
 
     def receive_contexts(self, peer: Peer, session: Session, method: str, contexts: list[str], add: bool) -> str:
         """``signalwire.receive`` (``add``) or ``unreceive``: '' when done, else why not."""
@@ -641,16 +669,36 @@ class EmulatorCore:
         self.on_schedule()
         return n
 
+    def later(self, delay: float, action: Callable[[], None], *, scaled: bool = True) -> None:
+        """Run ``action`` ``delay`` simulated seconds from now (``scaled``: divided by :attr:`speed`).
+
+        The action decides when it runs whether it still applies (a play stopped meanwhile does nothing), so
+        nothing needs cancelling; an exception in it is logged, never raised into the server.
+        """
+        if scaled:
+            delay /= self.speed
+        self._timers.put(self.clock() + max(0.0, delay), action)
+        self.on_schedule()
+
     def next_due(self) -> float | None:
         """When :meth:`tick` next has work, on :attr:`clock`; None when nothing is scheduled."""
-        dues = [self._ring_outs.next_due(), *(s.outbox.next_due() for s in self.sessions.values())]
+        dues = [
+            self._ring_outs.next_due(),
+            self._timers.next_due(),
+            *(s.outbox.next_due() for s in self.sessions.values()),
+        ]
         return min((d for d in dues if d is not None), default=None)
 
     def tick(self, now: float | None = None) -> None:
-        """Do what has fallen due by ``now``: calls ringing out, scheduled events."""
+        """Do what has fallen due by ``now``: calls ringing out, timed actions, scheduled events."""
         now = self.clock() if now is None else now
         for call in self._ring_outs.pop_due(now):
             self._ring_out(call)
+        for action in self._timers.pop_due(now):
+            try:
+                action()
+            except Exception as exc:  # one broken timer must not stop the others or the server
+                self.log(f"internal error in a timed action: {exc!r}")
         for session in list(self.sessions.values()):
             if session.outbox.next_due() is not None:
                 for payload in session.outbox.pop_due(now):
@@ -808,7 +856,7 @@ class EmulatorCore:
     def _schedule_ring_out(self, call: InboundCall) -> None:
         if not call.timed and not call.ended:
             call.timed = True
-            self._ring_outs.put(call.created + self.ring_timeout, call)
+            self._ring_outs.put(call.created + self.ring_timeout / self.speed, call)
             self.on_schedule()
 
     def _ring_out(self, call: InboundCall) -> None:
