@@ -31,9 +31,11 @@ from typing import Any, Literal
 
 import orjson
 
+from relay_cli.emulator.calls import CALL_METHODS, CallControl
 from relay_cli.emulator.farends import FarEnds
 from relay_cli.emulator.flows import DemoTraffic
 from relay_cli.emulator.journal import JOURNAL_SIZE, Journal
+from relay_cli.emulator.messages import MESSAGE_METHODS, Messaging
 from relay_cli.emulator.methods import (
     MAX_CONTEXT_LENGTH,
     MAX_CONTEXTS,
@@ -245,7 +247,7 @@ class EmulatorCore:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         journal_size: int = JOURNAL_SIZE,
-        methods: Mapping[str, Handler] = METHODS,
+        methods: Mapping[str, Handler] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -265,7 +267,7 @@ class EmulatorCore:
         """Monotonic seconds: ring timeouts, session expiry, the outbox."""
         self.wall = wall
         """Wall-clock seconds: event timestamps and the journal."""
-        self.methods = methods
+        self.methods = methods if methods is not None else {**METHODS, **CALL_METHODS, **MESSAGE_METHODS}
         self.stats = EmulatorStats()
         self.journal = Journal(journal_size)
         self.sessions: dict[str, Session] = {}
@@ -288,6 +290,8 @@ class EmulatorCore:
         self._last_offered: dict[str, int] = {}
         self._ring_outs: Outbox[InboundCall] = Outbox()
         self._timers: Outbox[Callable[[], None]] = Outbox()
+        self.calls = CallControl(self)
+        self.messages = Messaging(self)
         self.far_ends = FarEnds()
         """The scripts of virtual parties: outbound numbers by rule, the default for everyone else."""
         self.after_request: list[Callable[[Request, dict[str, Any] | None], None]] = []
