@@ -41,9 +41,11 @@ import math
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,8 @@ from types import ModuleType
 from typing import IO, Any, TypeVar
 
 import orjson
+from serve_load import BARE_SERVER, Load, Phase
+from websockets.sync.client import connect as ws_connect
 
 from relay_cli import __version__ as relay_version
 from relay_cli.emulator import MAX_UNACKED, Emulator, EmulatorStats
@@ -870,7 +874,7 @@ class EmulatorThread:
             rate=self._rate,
             events=self._events,
             seed=self._seed,
-            demo=self._demo,
+            mode="demo" if self._demo else "app",
             ping_interval=0,
             journal_size=0,  # the load generator, not what is measured: it keeps no journal
             log=self._log,
@@ -1248,6 +1252,319 @@ def bench_tail_rss(ctx: Context) -> list[Row]:
     ]
 
 
+# -- 9-10. relay serve as a local RELAY for apps ----------------------------------------------------------------
+
+SERVE_SESSIONS = 200
+SERVE_SPEED = 100.0
+SERVE_FLAGS = ["--port", "0", "--control-port", "0", "-q", "-o", "none"]
+"""App mode (the default): no demo traffic, calls only from the control plane; nothing printed but the start line."""
+SERVE_RATE = 1_020.0
+"""Requests/s offered in the target phase: 340 calls/s of three requests, a little over the 1,000 aimed at, so a
+run that keeps up measures at least 1,000 although the last calls' replies trail the schedule."""
+SERVE_P99_MS = 5.0
+SERVE_SECONDS = 5.0
+SERVE_STEP_SECONDS = 3.0
+SERVE_WARMUP_SECONDS = 1.0
+SERVE_LADDER = (1_500.0, 2_000.0, 3_000.0, 4_000.0, 6_000.0, 8_000.0)
+"""Offered requests/s tried after the target phase, while the server keeps p99 under the limit."""
+SERVE_KEEP_UP = 0.95
+"""A step passes when the replies per second reach this share of what was offered (and p99 is under 5 ms)."""
+START_RUNS = 10
+START_TARGET = 0.5
+SERVE_LINE = re.compile(r"RELAY emulator on (wss?://\S+) \(control plane on (https?://[^\s)]+)\)")
+BARE_LINE = re.compile(r"listening on (ws://\S+)")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def read_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) ``pid`` has used, from /proc/PID/stat; None without /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class Listening:
+    """A server process for a benchmark, started and read up to the line that says where it listens.
+
+    stderr is read by a thread for the whole life of the process, so a chatty server never blocks on a full
+    pipe and an error row can quote its last words.
+    """
+
+    def __init__(self, what: str, cmd: Sequence[str], line: re.Pattern[str]) -> None:
+        self.what = what
+        self.cmd = list(cmd)
+        self.line = line
+        self.url = ""
+        self.control = ""
+        self.started = 0.0
+        """Seconds from spawning the process to reading its start line."""
+        self.tail: list[str] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._found = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise BenchError(f"{self.what} is not running")
+        return self._proc.pid
+
+    def start(self, timeout: float = 30.0) -> float:
+        """Spawn and wait for the start line; the seconds that took. BenchError if it exits or hangs first."""
+        begin = time.perf_counter()
+        try:
+            self._proc = subprocess.Popen(
+                self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            raise BenchError(f"{self.what}: cannot start: {exc}") from None
+        self._reader = threading.Thread(target=self._read, name=f"{self.what} stderr", daemon=True)
+        self._reader.start()
+        self._found.wait(timeout)
+        self.started = time.perf_counter() - begin
+        if not self.url:
+            self.stop()
+            last = last_words("\n".join(self.tail))
+            how = "exited" if self._proc.returncode is not None else f"printed no start line in {timeout:.0f} s"
+            raise BenchError(f"{self.what} {how}" + (f": {last}" if last else ""))
+        return self.started
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            text = raw.decode("utf-8", "replace").rstrip()
+            self.tail = [*self.tail[-49:], text]
+            if not self.url:
+                match = self.line.search(text)
+                if match:
+                    self.url = match.group(1)
+                    self.control = match.group(2) if match.lastindex and match.lastindex > 1 else ""
+                    self._found.set()
+        self._found.set()
+
+    def cpu(self) -> float:
+        used = read_cpu(self.pid)
+        if used is None:
+            raise BenchError(f"cannot read {self.what}'s CPU time (no /proc/PID/stat)")
+        return used
+
+    def peak_rss(self) -> int | None:
+        return read_status(self.pid).get("VmHWM")
+
+    def stop(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    def __enter__(self) -> Listening:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Step:
+    """One paced phase against a server: what the generator measured and what the server process used."""
+
+    phase: Phase
+    server_cpu: float
+    peak_rss: int | None
+
+    @property
+    def p50(self) -> float:
+        return percentile(sorted(self.phase.latencies), 0.50) * 1000 if self.phase.latencies else math.inf
+
+    @property
+    def p99(self) -> float:
+        return percentile(sorted(self.phase.latencies), 0.99) * 1000 if self.phase.latencies else math.inf
+
+    @property
+    def lag(self) -> float:
+        return percentile(sorted(self.phase.lags), 0.99) * 1000 if self.phase.lags else 0.0
+
+    @property
+    def clean(self) -> bool:
+        phase = self.phase
+        return not (phase.failed or phase.timeouts or phase.place_errors) and phase.calls_done == phase.calls_placed
+
+    @property
+    def passed(self) -> bool:
+        return self.clean and self.p99 < SERVE_P99_MS and self.phase.rate >= SERVE_KEEP_UP * self.phase.offered
+
+    def describe(self) -> str:
+        phase = self.phase
+        text = (
+            f"{fmt_int(phase.offered)} req/s offered: {fmt_int(phase.rate)} req/s, p50 {self.p50:.2f} ms, "
+            f"p99 {self.p99:.2f} ms, server CPU {self.server_cpu / phase.wall:.0%}, "
+            f"generator CPU {phase.cpu / phase.wall:.0%} (its loop's p99 lag {self.lag:.2f} ms), "
+            f"calls {phase.calls_done:,}/{phase.calls_placed:,}, {fmt_int(phase.events / phase.wall)} events/s"
+        )
+        for label, problems in (("failed", phase.failed), ("placing failed", phase.place_errors)):
+            if problems:
+                text += f", {label}: " + ", ".join(f"{k} x{v:,}" for k, v in problems.most_common(3))
+        if phase.timeouts:
+            text += f", {phase.timeouts:,} requests timed out"
+        return text
+
+
+async def serve_ladder(server: Listening, *, pause: float = 0.0) -> list[Step]:
+    """Warm up, run the target phase, then climb SERVE_LADDER while the server passes: every step measured.
+
+    Calls are placed through the control plane when the server has one; otherwise (the bare floor) the same
+    requests run blind, with ``pause`` for the media.
+    """
+    steps: list[Step] = []
+    async with Load(server.url, sessions=SERVE_SESSIONS, control=server.control) as load:
+        log(f"  {server.what}: {SERVE_SESSIONS} sessions connected")
+        await load.phase(SERVE_RATE / 10 / 3, SERVE_WARMUP_SECONDS, pause=pause)
+        for n, offered in enumerate((SERVE_RATE, *SERVE_LADDER)):
+            before = server.cpu()
+            seconds = SERVE_SECONDS if n == 0 else SERVE_STEP_SECONDS
+            phase = await load.phase(offered / 3, seconds, pause=pause)
+            step = Step(phase, server.cpu() - before, server.peak_rss())
+            steps.append(step)
+            log(f"  {server.what}: {step.describe()}")
+            if not step.passed:
+                break
+    return steps
+
+
+def ceiling(steps: Sequence[Step]) -> tuple[str, Step | None]:
+    """The highest offered rate a server passed at (text, step); 'under the first step' when none."""
+    passed = [s for s in steps if s.passed]
+    if not passed:
+        return f"< {fmt_int(steps[0].phase.offered)} req/s", None
+    top = passed[-1]
+    at_least = "≥ " if top is steps[-1] and top.phase.offered == SERVE_LADDER[-1] else ""
+    return f"{at_least}{fmt_int(top.phase.offered)} req/s", top
+
+
+def bench_serve_load(ctx: Context) -> list[Row]:
+    """200 SDK-style app sessions on ``relay serve``, each answering the calls it is offered and playing a prompt
+    to its end; against the bare floor, a websockets server answering the same requests with a canned result."""
+    log(f"serve_load: {SERVE_SESSIONS} SDK-style sessions on relay serve (app mode, --speed {SERVE_SPEED:g}) vs bare")
+    cmd = [*RELAY, "serve", *SERVE_FLAGS, "--speed", f"{SERVE_SPEED:g}"]
+    with Listening("relay serve", cmd, SERVE_LINE) as server:
+        if not server.control:
+            raise BenchError("relay serve printed no control plane URL")
+        ours = asyncio.run(serve_ladder(server))
+    waits = sorted(ours[0].phase.play_waits)
+    pause = percentile(waits, 0.50) if waits else 0.02
+    with Listening("bare", [sys.executable, "-c", BARE_SERVER], BARE_LINE) as bare_server:
+        bare = asyncio.run(serve_ladder(bare_server, pause=pause))
+    main_ours, main_bare = ours[0], bare[0]
+    phase = main_ours.phase
+    rss = f", peak RSS {fmt_mb(main_ours.peak_rss)}" if main_ours.peak_rss else ""
+    ok = main_ours.clean and phase.rate >= 1_000 and main_ours.p99 < SERVE_P99_MS
+    problems = "" if main_ours.clean else f" ({main_ours.describe().split('calls ', 1)[1]})"
+    rows = [
+        Row(
+            f"`relay serve --speed {SERVE_SPEED:g}` (app mode): {SERVE_SESSIONS} concurrent SDK-style sessions, each "
+            "answering the inbound calls the control plane places (`POST /relay/calls`), playing a TTS prompt to "
+            f"its `finished` event and hanging up; call-control requests (answer, play, end) at "
+            f"{fmt_int(SERVE_RATE)}/s offered for {SERVE_SECONDS:g} s, reply latency request sent → result read",
+            f"{fmt_int(phase.rate)} req/s, p50 {main_ours.p50:.2f} ms, p99 {main_ours.p99:.2f} ms; emulator CPU "
+            f"{main_ours.server_cpu / phase.wall:.0%} of a core{rss}{problems}",
+            f"bare: p50 {main_bare.p50:.2f} ms, p99 {main_bare.p99:.2f} ms",
+            f"p99 {main_ours.p99 / SERVE_P99_MS:.2f}x of limit",
+            f"≥ 1,000 req/s at p99 < {SERVE_P99_MS:g} ms",
+            verdict(ok),
+        )
+    ]
+    ours_top, ours_step = ceiling(ours)
+    bare_top, bare_step = ceiling(bare)
+    ratio = ours_step.phase.offered / bare_step.phase.offered if ours_step and bare_step else None
+    steps = ", ".join(fmt_int(r) for r in (SERVE_RATE, *SERVE_LADDER))
+    rows.append(
+        Row(
+            f"the same, the highest offered rate still answered at p99 < {SERVE_P99_MS:g} ms, ≥ "
+            f"{SERVE_KEEP_UP:.0%} of it kept up (steps {steps} req/s, {SERVE_STEP_SECONDS:g} s each), vs the bare "
+            "floor: websockets + orjson answering the same request frames with a canned result, no calls or events",
+            ours_top + (f" (p99 {ours_step.p99:.2f} ms)" if ours_step else ""),
+            f"bare {bare_top}" + (f" (p99 {bare_step.p99:.2f} ms)" if bare_step else ""),
+            f"{ratio:.2f}" if ratio is not None else "—",
+            "—",
+            "—",
+        )
+    )
+    for what, run_steps in (("relay serve", ours), ("bare", bare)):
+        ctx.notes.append(f"serve_load, {what}: " + "; ".join(s.describe() for s in run_steps) + ".")
+        top = run_steps[-1]
+        if top.server_cpu / top.phase.wall >= 0.9:
+            ctx.notes.append(
+                f"serve_load, {what}: the server process used {top.server_cpu / top.phase.wall:.0%} of a core at its "
+                "last step: it was the bottleneck there."
+            )
+        busy = top.phase.cpu / top.phase.wall
+        if busy >= 0.9 or top.lag >= 2.0:
+            ctx.notes.append(
+                f"serve_load, {what}: at its last step the generator (one asyncio loop in the benchmark process) "
+                f"used {busy:.0%} of a core and its loop woke up to {top.lag:.2f} ms late (p99): part of that "
+                "step's latency is the generator's own, so the ceiling is a lower bound."
+            )
+    ctx.notes.append(
+        f"serve_load: latency is timed by the generator, one asyncio loop with all {SERVE_SESSIONS} connections, from "
+        "just before a request's send to the moment its reply is read; every event is ACKed before it is acted on, "
+        "as the SDK does. The generator's loop lag (how late a 1 ms timer fires; about 1 ms even when idle, from "
+        "epoll's millisecond timeouts) shows its own share. Calls are placed on a fixed schedule (open loop), three "
+        "requests each; placing them (HTTP "
+        "on the control plane) is part of the emulator's CPU. The bare floor gets the same requests at the same "
+        f"schedule, with the media's median time ({pause * 1000:.0f} ms at --speed {SERVE_SPEED:g}) as a pause."
+    )
+    return rows
+
+
+def time_to_listen(server: Listening) -> float:
+    """Seconds from spawning ``server`` to a finished WebSocket opening handshake on the port it printed."""
+    begin = time.perf_counter()
+    server.start()
+    with ws_connect(server.url, open_timeout=10, compression=None, close_timeout=1):
+        ready = time.perf_counter() - begin
+    server.stop()
+    return ready
+
+
+def bench_serve_start(ctx: Context) -> list[Row]:
+    """How long a test suite waits for ``relay serve`` before its first connection, against a minimal server."""
+    log(f"serve_start: relay serve vs a minimal websockets server, {START_RUNS} runs each")
+    cmd = [*RELAY, "serve", *SERVE_FLAGS]
+    ours: list[float] = []
+    bare: list[float] = []
+    for n in range(1, START_RUNS + 1):
+        ours.append(time_to_listen(Listening("relay serve", cmd, SERVE_LINE)))
+        bare.append(time_to_listen(Listening("bare", [sys.executable, "-c", BARE_SERVER], BARE_LINE)))
+        log(f"  run {n}/{START_RUNS}: relay serve {ours[-1]:.3f} s, bare {bare[-1]:.3f} s")
+    mine, floor = statistics.median(ours), statistics.median(bare)
+    return [
+        Row(
+            f"`relay serve {' '.join(SERVE_FLAGS)}`: start to listening (process spawned → WebSocket handshake done "
+            f"on the port its start line names; median of {START_RUNS}) vs a minimal websockets + orjson server "
+            "script doing the same",
+            f"{mine:.3f} s",
+            f"minimal server {floor:.3f} s",
+            f"{floor / mine:.2f}",
+            f"< {START_TARGET:g} s",
+            verdict(mine < START_TARGET),
+        )
+    ]
+
+
 # -- main ---------------------------------------------------------------------------------------------------
 
 BENCHMARKS: dict[str, Callable[[Context], list[Row]]] = {
@@ -1260,6 +1577,8 @@ BENCHMARKS: dict[str, Callable[[Context], list[Row]]] = {
     "tail_throughput": bench_tail_throughput,
     "tail_latency": bench_tail_latency,
     "tail_rss": bench_tail_rss,
+    "serve_load": bench_serve_load,
+    "serve_start": bench_serve_start,
 }
 
 
@@ -1273,6 +1592,8 @@ TARGETS = {
     "tail_throughput": "≥ 0.80 (ours/minimal)",
     "tail_latency": "p99 < 10 ms",
     "tail_rss": "< 100 MB, flat",
+    "serve_load": "≥ 1,000 req/s at p99 < 5 ms",
+    "serve_start": "< 0.5 s",
 }
 """What each benchmark aims at, for its error row when it cannot measure."""
 

@@ -30,7 +30,7 @@ from relay_cli.pipeline.stages import Pipeline, without_gc
 from relay_cli.protocol import Secrets
 from relay_cli.terminal import Color, ExitCode, Terminal
 from relay_cli.views.parse import Problem, parse_view
-from relay_cli.views.printers import Format, make_printer, terminal_width
+from relay_cli.views.printers import Format, escape, make_printer, terminal_width
 
 __all__ = ["app", "main"]
 
@@ -516,11 +516,120 @@ def tail(
         raise typer.Exit(ExitCode.FAILURE)
 
 
+class ServeFormat(StrEnum):
+    """``relay serve`` prints frames: one line each, one JSON record each, or none."""
+
+    pretty = "pretty"
+    json = "json"
+    none = "none"
+
+
+def _check_serve_options(
+    ctx: typer.Context, *, demo: bool, scripted: bool, replay: str | None, far_ends: str | None, speed: float
+) -> None:
+    """Refuse flags that the chosen traffic would ignore, naming both sides."""
+    if demo and scripted:
+        raise UsageError("--demo and --scripted cannot be used together: pick one kind of traffic")
+    if scripted and replay:
+        raise UsageError("--replay sends a recording's events: it cannot go with --scripted, which sends none unasked")
+    demo_like = demo or replay is not None
+    for name in ("rate", "events"):
+        if not demo_like and _source(ctx, name) == "COMMANDLINE":
+            raise UsageError(f"--{name} paces demo traffic: it goes with --demo or --replay")
+    if demo_like and far_ends is not None:
+        raise UsageError("--far-ends scripts the parties an app talks to: demo traffic plays its own")
+    if (demo_like or scripted) and _source(ctx, "callers") == "COMMANDLINE":
+        raise UsageError("--callers places calls for an app to answer: it goes with neither --demo nor --scripted")
+    if not speed > 0:
+        raise UsageError(f"--speed {speed:g}: must be above 0 (2 halves every delay)")
+
+
+def _control_port(port: int, control_port: int | None) -> int:
+    """The control plane's port: as given; else the WebSocket port + 1000, or a free one with --port 0."""
+    if control_port is None:
+        if port == 0:
+            return 0
+        if port + 1000 > 65535:
+            raise UsageError(
+                f"--port {port}: the control plane's default port {port + 1000} is above 65535: give --control-port"
+            )
+        return port + 1000
+    if control_port and control_port == port:
+        raise UsageError(f"--control-port {control_port} is the WebSocket port: give another (or 0 for a free one)")
+    return control_port
+
+
+def _load_far_ends(path: str) -> Any:
+    """The rules of --far-ends FILE; a file that cannot be used is a usage error naming what is wrong."""
+    import orjson
+
+    from relay_cli.emulator.farends import FarEndError, parse_far_ends
+
+    try:
+        with open(path, "rb") as file:
+            data = file.read(_FAR_ENDS_LIMIT + 1)
+    except FileNotFoundError:
+        raise UsageError(f"--far-ends {path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"--far-ends {path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > _FAR_ENDS_LIMIT:
+        raise UsageError(f"--far-ends {path}: larger than {_FAR_ENDS_LIMIT >> 20} MiB")
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"--far-ends {path}: not JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    try:
+        return parse_far_ends(value)
+    except FarEndError as exc:
+        raise UsageError(f"--far-ends {path}: {exc}") from None
+
+
+_FAR_ENDS_LIMIT = 8 * 2**20
+
+
 @app.command(epilog=EXIT_CODES)
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo traffic: the emulator plays the callers and an app of its own.")
+    ] = False,
+    scripted: Annotated[
+        bool,
+        typer.Option(
+            "--scripted",
+            help="mock_relay semantics: each verb gets its result and no event; events only from the control plane.",
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (WebSocket and control plane).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="WebSocket port; 0 picks a free one.")] = 8765,
+    control_port: Annotated[
+        int | None,
+        typer.Option(
+            "--control-port",
+            min=0,
+            max=65535,
+            help="Control plane (HTTP) port; 0 picks a free one.",
+            show_default="--port + 1000; a free one with --port 0",
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Every simulated delay (ringing, media, far ends) SPEED times shorter.")
+    ] = 1.0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible traffic.")] = None,
+    far_ends: Annotated[
+        str | None,
+        typer.Option("--far-ends", help="JSON rules for the far ends: a default and per-number scripts (see README)."),
+    ] = None,
+    callers: Annotated[
+        float,
+        typer.Option(
+            "--callers",
+            min=0,
+            help="Inbound calls a (simulated) minute on 'default', from the default far end.",
+        ),
+    ] = 0.0,
     project: Annotated[
         str | None, typer.Option("--project", help="Accept only this project id (default: any non-empty).")
     ] = None,
@@ -529,34 +638,66 @@ def serve(
     ] = None,
     certfile: Annotated[str | None, typer.Option("--certfile", help="TLS certificate (PEM): serve wss://.")] = None,
     keyfile: Annotated[str | None, typer.Option("--keyfile", help="TLS private key (PEM) for --certfile.")] = None,
-    rate: Annotated[float, typer.Option("--rate", min=0, help="Demo events per second per session; 0: unpaced.")] = 5.0,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0, help="With --demo or --replay: events per second per session; 0: unpaced.")
+    ] = 5.0,
     events: Annotated[
-        int | None, typer.Option("--events", min=0, help="Stop demo traffic after N events per session.")
+        int | None,
+        typer.Option("--events", min=0, help="With --demo or --replay: stop after N events per session."),
     ] = None,
     ping_interval: Annotated[
         float, typer.Option("--ping-interval", min=0, help="Seconds between server pings; 0: never.")
     ] = 20.0,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible demo traffic.")] = None,
     replay: Annotated[
         str | None, typer.Option("--replay", help="Send the events of this recording instead of demo traffic.")
     ] = None,
-    quiet: QuietOption = False,
+    fmt: Annotated[
+        ServeFormat | None,
+        typer.Option(
+            "--format",
+            "-o",
+            help="Frames on stdout: pretty (a line each), json (a record each), or none.",
+            show_default="pretty on a terminal, json when piped",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="pretty: also show ACKs, pings and pongs.")] = False,
+    color: ColorOption = Color.auto,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Only the start line, warnings and errors on stderr; no frames unless -o is given."
+        ),
+    ] = False,
 ) -> None:
-    """Run a local RELAY emulator: real protocol, demo call and message traffic, no account needed.
+    """Run a local RELAY for apps: call-control verbs, virtual far ends, a control plane; every frame shown.
 
-    Point relay tail --url, or any RELAY client, at the ws:// address it prints; Ctrl-C stops it.
+    Point an app (SignalWire's SDK with SIGNALWIRE_SPACE=127.0.0.1:8765) or relay tail --url at the
+    ws:// address it prints; start calls with relay call, or through the control plane. Ctrl-C stops it.
 
     Examples:
-      relay serve --seed 1                                # the same demo traffic on every run
-      relay tail --url ws://127.0.0.1:8765 --project p --token t -c default   # in another terminal
+      relay serve                                         # an app's RELAY, frames both ways on stdout
+      relay serve --far-ends far-ends.json --speed 10     # scripted parties, ten times faster
+      relay serve --demo --seed 1                         # the same demo traffic on every run
+      relay serve --scripted --port 0 --control-port 0 -o json   # for a test suite written against mock_relay
     """
     import ssl
+    import sys
 
     from relay_cli.emulator import Emulator
+    from relay_cli.emulator.sessions import Mode
+    from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer
     from relay_cli.pipeline.replay import load
-    from relay_cli.run import run_serve
+    from relay_cli.run import FramePrinter, run_serve
+    from relay_cli.views.frames import FrameView
 
     term = _terminal(ctx, quiet=quiet)
+    _check_serve_options(ctx, demo=demo, scripted=scripted, replay=replay, far_ends=far_ends, speed=speed)
+    cport = _control_port(port, control_port)
+    shown = ServeFormat.none if quiet and fmt is None else fmt
+    shown = shown or (ServeFormat.pretty if term.stdout_tty else ServeFormat.json)
+    if verbose and shown is not ServeFormat.pretty:
+        how = f"--format {shown}" if fmt is not None else f"the format is {shown} (stdout is not a terminal)"
+        raise UsageError(f"--verbose adds ACKs and pings to pretty output, but {how}: add --format pretty, or drop -v")
     tls = None
     if certfile or keyfile:
         if not (certfile and keyfile):
@@ -566,10 +707,17 @@ def serve(
             tls.load_cert_chain(certfile, keyfile)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot load --certfile/--keyfile: {exc}") from None
+    rules = _load_far_ends(far_ends) if far_ends is not None else None
     payloads = None
     if replay:
         ctx.meta[_COMMAND] = "serve --replay"
         payloads = load(replay, term.problem)
+    mode: Mode = "demo" if demo or replay is not None else "scripted" if scripted else "app"
+
+    def log(message: str) -> None:
+        if not message.startswith("RELAY emulator on "):  # said by started(), even with -q
+            term.status(message)
+
     emulator = Emulator(
         host=host,
         port=port,
@@ -578,14 +726,188 @@ def serve(
         token=token,
         rate=rate,
         events=events,
+        mode=mode,
+        speed=speed,
         ping_interval=ping_interval,
         seed=seed,
         replay=payloads,
-        log=term.status,
+        control_port=cport,
+        callers=callers,
+        log=log,
     )
-    code = run_serve(emulator, term.status)
+    if rules is not None:
+        emulator.core.far_ends = rules
+    printer = None
+    if shown is not ServeFormat.none:
+        blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): frames are left out of the display"
+        output = OutBuffer(term.stdout.fileno(), on_full=lambda: term.warn(blocked))
+        encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+        view = FrameView(
+            term.style(color),
+            json=shown is ServeFormat.json,
+            verbose=verbose,
+            width=terminal_width(term.stdout_tty),
+            terminal=term.stdout_tty,
+            ascii=term.stdout_tty and encoding != "utf8",
+        )
+        printer = FramePrinter(view, output)
+        emulator.journal.observers.append(printer.observe)
+
+    def started() -> None:
+        term.warn(f"RELAY emulator on {emulator.url} (control plane on {emulator.control_url})")
+
+    try:
+        code = run_serve(emulator, term.status, started=started, printer=printer)
+    finally:
+        if printer is not None:
+            printer.close()
+    if printer is not None:
+        if printer.error is not None:
+            raise printer.error
+        if printer.hidden:
+            term.warn(f"{printer.hidden} frames not shown: stdout was blocked")
     if code:
         raise typer.Exit(code)
+
+
+ControlOption = Annotated[
+    str,
+    typer.Option(
+        "--control",
+        envvar="RELAY_CONTROL",
+        help="The control plane of the relay serve to ask (its start line prints it).",
+    ),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option("--wait", help="Follow it to its end on stderr; exit 0 when it went through, 1 when it failed."),
+]
+DEFAULT_CONTROL = "http://127.0.0.1:9765"
+"""relay serve's control plane at its defaults: port 8765 + 1000."""
+
+
+def _script_value(option: str, field: str, value: Any) -> None:
+    """Check one field of a caller's script as the far-end rules do (one copy of what is allowed)."""
+    from relay_cli.emulator.farends import FarEndError, parse_far_end
+
+    try:
+        parse_far_end({field: value}, field)
+    except FarEndError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise UsageError(f"{option} {value!r}: {reason}") from None
+
+
+@app.command(epilog=EXIT_CODES)
+def call(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="The number called (the app's number).", show_default=False)],
+    from_: Annotated[
+        str | None, typer.Option("--from", help="The caller's number.", show_default="relay serve's choice")
+    ] = None,
+    context: Annotated[str, typer.Option("--context", "-c", help="The context the call arrives on.")] = "default",
+    press: Annotated[
+        str | None, typer.Option("--press", help="Digits the caller presses when prompted: 0-9, *, #, A-D.")
+    ] = None,
+    say: Annotated[str | None, typer.Option("--say", help="What the caller says when prompted for speech.")] = None,
+    hangup_after: Annotated[
+        float | None, typer.Option("--hangup-after", min=0, help="The caller hangs up S seconds after the answer.")
+    ] = None,
+    machine: Annotated[bool, typer.Option("--machine", help="The caller is an answering machine.")] = False,
+    control: ControlOption = DEFAULT_CONTROL,
+    wait: WaitOption = False,
+) -> None:
+    """Place an inbound call on a running relay serve, from a far end with this script; print its id.
+
+    Like stripe trigger: the call arrives at the app receiving on the context, from a caller who presses,
+    says and hangs up as told. With --wait, its states follow on stderr until it ends.
+
+    Examples:
+      relay call --to +15550002222 --press 1#              # press 1 and # when the app asks for digits
+      relay call --to +15550002222 --say "billing" --hangup-after 30 --wait
+    """
+    from relay_cli.run import ControlPlane, follow_call
+
+    term = _terminal(ctx)
+    body: dict[str, Any] = {"to_number": to, "context": context}
+    if from_ is not None:
+        body["from_number"] = from_
+    for option, field, value in (("--press", "press", press), ("--say", "say", say)):
+        if value is not None:
+            _script_value(option, field, value)
+            body[field] = value
+    if hangup_after is not None:
+        body["hangup_after"] = hangup_after
+    if machine:
+        body["machine"] = True
+    plane = ControlPlane(_control_url(ctx, control))
+    placed = plane.post("/relay/calls", body, what="the call")
+    call_id = placed.get("call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise RelayError(f"{plane.url} answered without a call_id: is it relay serve's control plane?")
+    term.stdout.write(f"{escape(call_id)}\n".encode())
+    term.stdout.flush()
+    if placed.get("sent_to") == []:
+        term.warn(f"no app receives on context {context!r}: the call rings out unanswered")
+    if wait:
+        _waiting(lambda: follow_call(plane, call_id, term.status))
+
+
+@app.command(epilog=EXIT_CODES)
+def message(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="The number messaged (the app's number).", show_default=False)],
+    from_: Annotated[str, typer.Option("--from", help="The sender's number.", show_default=False)],
+    body: Annotated[str, typer.Option("--body", help="The text of the message.", show_default=False)],
+    context: Annotated[str, typer.Option("--context", "-c", help="The context the message arrives on.")] = "default",
+    control: ControlOption = DEFAULT_CONTROL,
+    wait: WaitOption = False,
+) -> None:
+    """Send an inbound message to the app of a running relay serve, from a far end; print its id.
+
+    Examples:
+      relay message --to +15550002222 --from +15550001111 --body "STOP"
+      relay message --to +15550002222 --from +15550001111 --body hi -c office --wait
+    """
+    from relay_cli.run import ControlPlane, follow_message
+
+    term = _terminal(ctx)
+    plane = ControlPlane(_control_url(ctx, control))
+    sent = plane.post(
+        "/relay/messages",
+        {"to_number": to, "from_number": from_, "body": body, "context": context},
+        what="the message",
+    )
+    message_id = sent.get("message_id")
+    if not isinstance(message_id, str) or not message_id:
+        raise RelayError(f"{plane.url} answered without a message_id: is it relay serve's control plane?")
+    term.stdout.write(f"{escape(message_id)}\n".encode())
+    term.stdout.flush()
+    if wait:
+        _waiting(lambda: follow_message(plane, message_id, term.status))
+
+
+def _control_url(ctx: typer.Context, url: str) -> str:
+    """The control plane's base URL, checked: http(s)://host[:port][/prefix], without a trailing slash."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError as exc:
+        raise UsageError(f"{_spelled(ctx, 'control', url)}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise UsageError(f"{_spelled(ctx, 'control', url)}: must be an http:// URL, such as {DEFAULT_CONTROL}")
+    return url.rstrip("/")
+
+
+def _waiting(follow: Callable[[], bool]) -> None:
+    """Run a --wait to its end: exit 0 when it went through, 1 when it failed, 130 on Ctrl-C."""
+    try:
+        ok = follow()
+    except KeyboardInterrupt:
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if not ok:
+        raise typer.Exit(ExitCode.FAILURE)
 
 
 @app.command(epilog=EXIT_CODES)

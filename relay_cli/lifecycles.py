@@ -185,7 +185,12 @@ _LIFECYCLES: Final = (
         "calling.call.record",
         "state",
         "recording",
-        _graph(recording=("",), finished=("recording",), no_input=("recording",)),
+        _graph(
+            recording=("", "paused"),
+            paused=("recording",),
+            finished=("recording", "paused"),
+            no_input=("recording", "paused"),
+        ),
         ("finished", "no_input"),
     ),
     Lifecycle(

@@ -61,6 +61,9 @@ class OutBuffer:
         self.broken = False
         """The reader closed the pipe: nothing more will be written."""
         self.error: OSError | None = None
+        self.on_end: Callable[[], None] = lambda: None
+        """Called (from the writer thread) once the pipe broke or a write failed: a server that only writes
+        now and then learns at once that its reader went away."""
         self._on_full = on_full
         self._full_said = False
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -167,9 +170,11 @@ class OutBuffer:
                 view = view[done:]
         except BrokenPipeError:
             self.broken = True
+            self.on_end()
             return False
         except OSError as exc:
             self.error = exc
+            self.on_end()
             return False
         return True
 

@@ -11,18 +11,27 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import orjson
 
 from relay_cli.errors import ExitCode, RelayError
+from relay_cli.lifecycles import ENDED, INBOUND_MESSAGE, MESSAGE
+from relay_cli.outbuf import OutBuffer, OutputError
 from relay_cli.pipeline.stages import Pipeline
+from relay_cli.protocol import Kind
 from relay_cli.session import Credentials, RelaySession, SessionConfig, SessionError, SessionStats
+from relay_cli.views.text import escape, short, with_reason
 
 if TYPE_CHECKING:
     from relay_cli.emulator import Emulator
+    from relay_cli.views.frames import FrameView
 
-__all__ = ["Demo", "LiveTail", "run_serve"]
+__all__ = ["ControlPlane", "Demo", "FramePrinter", "LiveTail", "follow_call", "follow_message", "run_serve"]
 
 _DEMO_CREDENTIALS = Credentials(project="demo", token="demo")  # noqa: S106
 
@@ -157,14 +166,77 @@ class LiveTail:
         return False
 
 
-async def _serve(emulator: Emulator, status: Callable[[str], None]) -> ExitCode:
+class FramePrinter:
+    """Every frame the emulator journals, through a :class:`~relay_cli.views.frames.FrameView`, onto stdout.
+
+    It is a journal observer, so it runs on the emulator's hot path and must never block or raise: lines go to
+    an :class:`~relay_cli.outbuf.OutBuffer`, a full buffer leaves frames out (counted in :attr:`hidden`), and a
+    closed stdout (``relay serve | head``) or a failed write stops the printing and asks the run to end.
+    """
+
+    def __init__(self, view: FrameView, output: OutBuffer) -> None:
+        self.view = view
+        self.output = output
+        self.hidden = 0
+        self.error: OutputError | None = None
+        self.closed = False
+        """The reader of stdout went away, or a write failed: nothing more is printed."""
+        self.on_closed: Callable[[], None] = lambda: None
+
+    def observe(
+        self, direction: str, at: float, connection: str, session: str, kind: Kind | None, raws: Sequence[bytes]
+    ) -> None:
+        if self.closed:
+            return
+        view, write = self.view, self.output.write
+        try:
+            for raw in raws:
+                line = view(direction, at, connection, kind, raw)
+                if line and not write(line):
+                    self.hidden += 1
+        except BrokenPipeError:
+            self._close()
+        except OutputError as exc:
+            self.error = exc
+            self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        self.on_closed()
+
+    def close(self) -> None:
+        """Write what is buffered: at most a second more (a run ends on a signal or a closed stdout)."""
+        self.output.close(limit=1.0)
+        if self.output.error is not None and self.error is None:
+            self.error = OutputError.of(self.output.error)
+
+
+async def _serve(
+    emulator: Emulator, status: Callable[[str], None], started: Callable[[], None], printer: FramePrinter | None
+) -> ExitCode:
     task = asyncio.current_task()
     assert task is not None
     ended: dict[str, ExitCode] = {}
     restore = _on_signals(task, ended)
+    stop = asyncio.Event()
+    if printer is not None:
+        loop = asyncio.get_running_loop()
+
+        def closed() -> None:
+            loop.call_soon(stop.set)  # not from inside the journal's loop over its observers
+
+        printer.on_closed = closed
+
+        def unread() -> None:
+            loop.call_soon_threadsafe(stop.set)
+
+        printer.output.on_end = unread
+        if printer.output.broken or printer.output.error is not None:
+            stop.set()
     try:
         async with emulator:
-            await asyncio.Event().wait()
+            started()
+            await stop.wait()
     except asyncio.CancelledError:
         if "code" not in ended:
             raise
@@ -172,12 +244,148 @@ async def _serve(emulator: Emulator, status: Callable[[str], None]) -> ExitCode:
         status("emulator stopped")
         return ended["code"]
     except OSError as exc:
-        raise RelayError(f"cannot listen on {emulator.host}:{emulator.port}: {exc.strerror or exc}") from None
+        why = exc.strerror or str(exc)
+        control = getattr(emulator, "control_port", None)
+        plane = " (the control plane)" if control and f", {control})" in why else ""
+        port = control if plane else emulator.port
+        raise RelayError(f"cannot listen on {emulator.host}:{port}{plane}: {why}") from None
     finally:
         restore()
-    return ExitCode.OK
+    return ExitCode.FAILURE if printer is not None and printer.error is not None else ExitCode.OK
 
 
-def run_serve(emulator: Emulator, status: Callable[[str], None]) -> ExitCode:
-    """Serve until SIGINT or SIGTERM; raise :class:`RelayError` when the emulator cannot listen."""
-    return asyncio.run(_serve(emulator, status))
+def run_serve(
+    emulator: Emulator,
+    status: Callable[[str], None],
+    *,
+    started: Callable[[], None] = lambda: None,
+    printer: FramePrinter | None = None,
+) -> ExitCode:
+    """Serve until SIGINT or SIGTERM, or until the reader of the printed frames goes away (exit 0); ``started``
+    is called once listening. Raise :class:`RelayError` when the emulator cannot listen."""
+    return asyncio.run(_serve(emulator, status, started, printer))
+
+
+# -- relay call, relay message: asking a running relay serve ------------------------------------------------
+
+POLL_INTERVAL = 0.1
+"""Seconds between two looks at a call or message followed by ``--wait``."""
+_HTTP_TIMEOUT = 10.0
+
+
+class ControlPlane:
+    """The HTTP control plane of a running ``relay serve``, at ``url`` (``http://host:port``): JSON in, JSON out.
+
+    Every failure is a :class:`RelayError` of one line: nobody listening, no answer, an answer that is not
+    the control plane's, or the control plane's own ``{"error": ...}``.
+    """
+
+    def __init__(self, url: str, timeout: float = _HTTP_TIMEOUT) -> None:
+        self.url = url
+        self.timeout = timeout
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+
+    def post(self, path: str, body: dict[str, Any], *, what: str) -> dict[str, Any]:
+        status, answer = self._request("POST", path, body)
+        if status >= 400:
+            raise RelayError(f"relay serve refused {what}: {_error_of(answer, status)}")
+        return answer
+
+    def get(self, path: str) -> tuple[int, dict[str, Any]]:
+        return self._request("GET", path, None)
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+        import http.client  # here: only relay call and relay message need it
+
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        conn = kind(self._host, self._port, timeout=self.timeout)
+        data = orjson.dumps(body) if body is not None else None
+        headers = {"Content-Type": "application/json", "Accept": "application/json"} if data is not None else {}
+        try:
+            conn.request(method, self._prefix + path, body=data, headers=headers)
+            response = conn.getresponse()
+            raw = response.read(2**20 + 1)
+        except ConnectionRefusedError:
+            raise RelayError(f"no relay serve control plane at {self.url}: connection refused") from None
+        except TimeoutError:
+            raise RelayError(f"no answer from {self.url} within {self.timeout:g} s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise RelayError(f"no relay serve control plane at {self.url}: {why}") from None
+        finally:
+            conn.close()
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise RelayError(f"{self.url} is not relay serve's control plane: HTTP {response.status} without JSON")
+        return response.status, answer
+
+
+def _error_of(answer: dict[str, Any], status: int) -> str:
+    error = answer.get("error")
+    return escape(str(error)) if error else f"HTTP {status}"
+
+
+def _follow(
+    plane: ControlPlane, path: str, what: str, final: Callable[[str], bool], say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Look at ``path`` until its state is final; say each new state; the last answer."""
+    said = ""
+    while True:
+        status, answer = plane.get(path)
+        if status == 404:
+            raise RelayError(f"relay serve no longer knows {what}: {_error_of(answer, status)}")
+        if status >= 400:
+            raise RelayError(f"relay serve cannot say how {what} is: {_error_of(answer, status)}")
+        state = escape(str(answer.get("state") or "?"))
+        if state != said:
+            said = state
+            if not final(state):
+                say(f"{what}: {state}")
+        if final(state):
+            return answer
+        time.sleep(POLL_INTERVAL)
+
+
+def follow_call(plane: ControlPlane, call_id: str, status: Callable[[str], None]) -> bool:
+    """Follow a call until it ended; say its states on ``status``; whether it was answered."""
+    what = f"call {short(call_id)}"
+    final = _follow(
+        plane,
+        f"/relay/calls/{quote(call_id, safe='')}",
+        what,
+        lambda state: state == ENDED,
+        status,
+    )
+    reason = final.get("end_reason")
+    ended = with_reason(ENDED, reason)
+    if final.get("answered") is True:
+        status(f"{what}: answered, {ended}")
+        return True
+    status(f"{what}: {ended} unanswered")
+    return False
+
+
+def follow_message(plane: ControlPlane, message_id: str, status: Callable[[str], None]) -> bool:
+    """Follow a message until its final state; say its states on ``status``; whether it was delivered."""
+    what = f"message {short(message_id)}"
+    final = _follow(
+        plane,
+        f"/relay/messages/{quote(message_id, safe='')}",
+        what,
+        lambda state: state in _MESSAGE_FINAL,
+        status,
+    )
+    state = final.get("state")
+    told = with_reason(state, final.get("reason"))
+    status(f"{what}: {told}")
+    return state not in MESSAGE.failed
+
+
+_MESSAGE_FINAL = frozenset((*MESSAGE.final, *INBOUND_MESSAGE.final))

@@ -137,7 +137,7 @@ def test_the_method_table_answers_ping_and_contexts_and_refuses_unknown_methods(
     reply = send(emu, peer, request("signalwire.receive", {"contexts": ["a", "b"]}, "r-1"))
     assert reply is not None and reply["result"]["code"] == "200"
     assert peer.session is not None and peer.session.contexts == ["a", "b"]
-    reply = send(emu, peer, request("calling.answer", {}, "x-1"))
+    reply = send(emu, peer, request("calling.no_such_verb", {}, "x-1"))
     assert reply is not None and reply["error"]["code"] == METHOD_NOT_FOUND
 
 

@@ -21,7 +21,11 @@ CORE = ("relay_cli.__init__", "relay_cli.errors", "relay_cli.event", "relay_cli.
 PIPELINE = ("relay_cli.pipeline",)
 VIEWS = ("relay_cli.views",)
 EMULATOR_CORE = tuple(
-    f"relay_cli.emulator.{m}" for m in ("sessions", "methods", "outbox", "journal", "flows", "farends", "audio", "calls", "messages", "scenarios", "control")
+    f"relay_cli.emulator.{m}"
+    for m in (
+        *("sessions", "methods", "outbox", "journal", "flows", "farends", "audio"),
+        *("calls", "verbs", "messages", "scenarios", "control"),
+    )
 )  # sans-I/O: unit-tested without a socket
 NETWORK = ("relay_cli.burst", "relay_cli.session", "relay_cli.emulator")
 EDGE = ("relay_cli.cli", "relay_cli.run", "relay_cli.terminal", "relay_cli.outbuf", "relay_cli.__main__")
@@ -54,7 +58,7 @@ LAYERS = (
     Layer("pipeline", PIPELINE, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
     Layer("views", VIEWS, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
     Layer("emulator core", EMULATOR_CORE, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
-    Layer("network", NETWORK, CORE, frozenset({"orjson", "websockets"}), EDGE_ONLY),
+    Layer("network", NETWORK, CORE, frozenset({"orjson", "websockets", "h11"}), EDGE_ONLY),
     Layer("edge", EDGE, ("relay_cli",), frozenset({"orjson", "websockets", "typer", "click", "rich"})),
 )
 EXCEPTIONS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import signal
 import socket
 import threading
@@ -179,16 +180,19 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_serve_quiet_prints_only_errors() -> None:
+def test_serve_quiet_prints_only_its_start_line_and_errors() -> None:
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
-    proc = spawn("serve", "--port", str(port), "-q")
+    proc = spawn("serve", "--port", str(port), "--control-port", "0", "-q")
     try:
         wait_until(lambda: listening(port), what="the emulator to listen")
         _, err = interrupt(proc, signal.SIGINT)
     finally:
         proc.kill()
-    assert proc.returncode == 130 and err == ""
+    assert proc.returncode == 130
+    assert re.fullmatch(
+        rf"relay: RELAY emulator on ws://127\.0\.0\.1:{port} \(control plane on http://127\.0\.0\.1:\d+\)\n", err
+    ), err
     bad = relay("serve", "-q", "--certfile", "cert.pem")
     assert bad.returncode == 2 and bad.stderr == "relay: --certfile and --keyfile go together\n"

@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl as _ssl
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.protocol import State
 
 from relay_cli.burst import BurstServerConnection
+from relay_cli.emulator.control import ControlPlane
+from relay_cli.emulator.http import ControlServer
 from relay_cli.emulator.journal import JOURNAL_SIZE, Journal
 from relay_cli.emulator.sessions import (
     RING_TIMEOUT,
@@ -31,7 +35,7 @@ from relay_cli.emulator.sessions import (
     Session,
     reply_id,
 )
-from relay_cli.protocol import INVALID_REQUEST, MAX_FRAME, Kind, error
+from relay_cli.protocol import APP_TO_RELAY, INVALID_REQUEST, MAX_FRAME, RELAY_TO_APP, FrameError, Kind, classify, error
 
 __all__ = ["CONNECT_TIMEOUT", "DISCONNECT_GRACE", "Emulator"]
 
@@ -60,6 +64,7 @@ class _Conn(Peer):
         self.done = asyncio.Event()
         self.held: list[bytes] = []
         """Frames written synchronously while frozen, sent on thaw()."""
+        self.connected_at = time.time()
 
     def write(self, frames: Sequence[bytes]) -> None:
         if self.live.is_set():
@@ -86,6 +91,9 @@ class Emulator:
     Inbound calls are routed as :mod:`relay_cli.emulator.sessions` describes; a call nobody answers ends
     ``ring_timeout`` seconds after it started. A socket that has not sent ``signalwire.connect`` after
     ``connect_timeout`` seconds is closed. :attr:`journal` holds the last ``journal_size`` frames both ways.
+
+    With ``control_port`` set (0: a free port) the control plane of :mod:`relay_cli.emulator.control` listens on
+    ``control_host`` (default: ``host``) too; read :attr:`control_url` after :meth:`start`.
     """
 
     def __init__(
@@ -106,6 +114,9 @@ class Emulator:
         ring_timeout: float = RING_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
         journal_size: int = JOURNAL_SIZE,
+        control_port: int | None = None,
+        control_host: str | None = None,
+        callers: float = 0.0,
         log: Callable[[str], None] = lambda _: None,
     ) -> None:
         if rate < 0:
@@ -137,6 +148,14 @@ class Emulator:
             journal_size=journal_size,
         )
         self.url = ""
+        self.control_port = control_port
+        self.callers = callers
+        """Inbound calls per simulated minute from the default far end (``relay serve --callers``)."""
+        self.control_host = control_host or host
+        self.control_url = ""
+        """``http://host:port`` of the control plane once it listens; "" without one."""
+        self.control: ControlPlane | None = None
+        self._control_server: ControlServer | None = None
         self._server: Server | None = None
         self._conns: set[_Conn] = set()
         self._live = asyncio.Event()
@@ -182,10 +201,31 @@ class Emulator:
         port = self._server.sockets[0].getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'wss' if self.ssl else 'ws'}://{host}:{port}"
-        self.log(f"emulator listening on {self.url}")
+        if self.control_port is not None:
+            await self._start_control(self.control_port)
+        if self.callers:
+            self.core.calls.start_callers(self.callers)
+        plane = f" (control plane on {self.control_url})" if self.control_url else ""
+        self.log(f"RELAY emulator on {self.url}{plane}")
+
+    async def _start_control(self, port: int) -> None:
+        if self.control is None:  # once: it hooks its scenarios into the core
+            self.control = ControlPlane(self.core, _Wire(self))
+        server = ControlServer(self.control.handle, self.control_host, port, self.log)
+        try:
+            await server.start()
+        except OSError:
+            await self.close()
+            raise
+        self._control_server = server
+        host = f"[{self.control_host}]" if ":" in self.control_host else self.control_host
+        self.control_url = self.core.control_url = f"http://{host}:{server.port}"
 
     async def close(self) -> None:
         """Stop listening and close every connection (close code 1001)."""
+        control, self._control_server = self._control_server, None
+        if control is not None:
+            await control.close()
         server, self._server = self._server, None
         if server is None:
             return
@@ -247,6 +287,43 @@ class Emulator:
         for conn in conns:
             self.core.raw_out(conn, raw)
         await asyncio.gather(*(self._send_quietly(c, raw) for c in conns))
+
+    async def push_frame(self, frame: dict[str, Any], session_id: str | None = None) -> list[str]:
+        """Send ``frame`` verbatim (journaled, not tracked for ACK) to the connected session whose ``sessionid`` is
+        ``session_id``, or to every connected session; the ids it went to. LookupError: no such session."""
+        raw = orjson.dumps(frame)
+        try:
+            kind: Kind | None = classify(frame)
+        except FrameError:
+            kind = None
+        targets = [
+            (s, s.conn)
+            for s in self.core.sessions.values()
+            if isinstance(s.conn, _Conn) and (session_id is None or s.sessionid == session_id)
+        ]
+        if session_id is not None and not targets:
+            raise LookupError("no such session")
+        core = self.core
+        for session, conn in targets:
+            core.journal.add(RELAY_TO_APP, core.wall(), conn.id, session.sessionid, kind, None, raw)
+        await asyncio.gather(*(self._send_quietly(conn, raw) for _, conn in targets))
+        return [session.sessionid for session, _ in targets]
+
+    def session_list(self) -> list[dict[str, Any]]:
+        """The connected sessions as the control plane lists them, oldest first."""
+        live = sorted(
+            ((s, s.conn) for s in self.core.sessions.values() if isinstance(s.conn, _Conn)), key=lambda p: p[0].index
+        )
+        return [
+            {
+                "id": s.sessionid,
+                "connection_id": conn.id,
+                "connected_at": conn.connected_at,
+                "peer_addr": conn.name,
+                "protocol_string": s.protocol,
+            }
+            for s, conn in live
+        ]
 
     async def push(self, payload: dict[str, Any]) -> str:
         """Send one ``signalwire.event`` to every session; tracked for ACK and redelivery like demo events."""
@@ -500,3 +577,70 @@ class Emulator:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DISCONNECT_GRACE):
                     await asyncio.gather(*(c.done.wait() for c in conns))
+
+
+class _Wire:
+    """The emulator as the control plane's routes see it (:class:`relay_cli.emulator.control.Wire`)."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emulator = emulator
+
+    @property
+    def ws_port(self) -> int:
+        server = self._emulator._server
+        return int(server.sockets[0].getsockname()[1]) if server is not None else 0
+
+    async def push_frame(self, frame: dict[str, Any], session_id: str | None) -> list[str]:
+        return await self._emulator.push_frame(frame, session_id)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def watch(self) -> _RecvWatch:
+        return _RecvWatch(self._emulator.journal)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return self._emulator.session_list()
+
+
+class _RecvWatch:
+    """The requests apps send from now on, in order, for ``expect_recv``: a journal observer feeds it, an event
+    wakes the waiter (no polling)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._seen: list[tuple[str, str]] = []
+        self._changed = asyncio.Event()
+        journal.observers.append(self._observe)
+
+    def _observe(self, direction: str, _time: float, _conn: str, session: str, kind: Kind | None, raws: Any) -> None:
+        if direction != APP_TO_RELAY or kind is None or kind in (Kind.RESULT, Kind.ERROR):
+            return
+        for raw in raws:
+            try:
+                method = orjson.loads(raw).get("method")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(method, str):
+                self._seen.append((session, method))
+        self._changed.set()
+
+    async def expect(self, method: str, session_id: str | None, timeout: float) -> bool:
+        """Whether a request of ``method`` (from ``session_id``'s session) came, or comes within ``timeout``;
+        the frames before it are passed over."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    for i, (session, seen) in enumerate(self._seen):
+                        if seen == method and (session_id is None or session == session_id):
+                            del self._seen[: i + 1]
+                            return True
+                    self._seen.clear()
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            self._journal.observers.remove(self._observe)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import orjson
 
-from relay_cli.emulator.calls import CALL_METHODS, CallControl
+from relay_cli.emulator.calls import CallControl
 from relay_cli.emulator.farends import FarEnds
 from relay_cli.emulator.flows import DemoTraffic
 from relay_cli.emulator.journal import JOURNAL_SIZE, Journal
@@ -46,6 +46,7 @@ from relay_cli.emulator.methods import (
     parse_contexts,
 )
 from relay_cli.emulator.outbox import Outbox
+from relay_cli.emulator.verbs import CALL_METHODS
 from relay_cli.protocol import (
     APP_TO_RELAY,
     AUTH_FAILED,
@@ -69,11 +70,11 @@ from relay_cli.protocol import (
 )
 
 __all__ = [
-    "MODES",
     "MAX_CONTEXTS",
     "MAX_CONTEXT_LENGTH",
     "MAX_UNACKED",
     "MAX_UNACKED_BYTES",
+    "MODES",
     "RING_TIMEOUT",
     "SESSION_TTL",
     "Connected",
@@ -750,8 +751,11 @@ class EmulatorCore:
 
     # -- routing of inbound calls ----------------------------------------------------------------------------
 
-    def offer_call(self, context: str, call_id: str, from_number: str, to_number: str) -> None:
-        """Start an inbound call on ``context`` and offer it to one session receiving on it (in turn)."""
+    def offer_call(
+        self, context: str, call_id: str, from_number: str, to_number: str, *, target: Session | None = None
+    ) -> InboundCall:
+        """Start an inbound call on ``context`` and offer it to one session receiving on it (in turn), or to
+        ``target``; routing's record of it (its ``holder`` is who has it now)."""
         params: dict[str, Any] = {
             "call_state": "created",
             "direction": "inbound",
@@ -765,6 +769,9 @@ class EmulatorCore:
         receive = {"event_type": _RECEIVE, "space_id": self.space_id, "context": context, "params": params}
         call = InboundCall(call_id, context, receive, None, self.clock())
         self._schedule_ring_out(call)
+        if target is not None:
+            self._offer(call, target)
+            return call
         candidates = self._receivers(context, call)
         if candidates:
             last = self._last_offered.get(context, -1)
@@ -773,6 +780,7 @@ class EmulatorCore:
             self._offer(call, target)
         else:
             self.log(f"offered call {call_id}: no session receives on {clip(context)}")
+        return call
 
     def pass_call(self, session: Session, fid: Any, call_id: str) -> dict[str, Any]:
         """``calling.pass``: the holder gives the call back to routing, which offers it to the next session."""
@@ -866,9 +874,10 @@ class EmulatorCore:
     def _ring_out(self, call: InboundCall) -> None:
         """The ring timeout: a call still ringing ends; the session holding it, if any, is told.
 
-        Only ``offer_call``'s calls can be held then: a demo call is timed only once nobody holds it.
+        Only ``offer_call``'s calls can be held then: a demo call is timed only once nobody holds it. A call the
+        app controls (:class:`CallControl`) is ended by it instead, and not at all once answered.
         """
-        if call.ended:
+        if call.ended or self.calls.ring_out(call):
             return
         call.ended = True
         holder = call.holder

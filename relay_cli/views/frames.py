@@ -1,0 +1,389 @@
+"""Frames both ways, one line each: what ``relay serve`` (and later ``relay proxy``) shows of a conversation.
+
+A RELAY conversation is requests, their results, and events with their ACKs. Reading it means pairing each
+result with the request it answers, so a result line carries the request's method and the milliseconds between
+the two; events are shown exactly as ``relay tail`` shows them (the same printer, so one copy of each phrase).
+
+Pretty lines are ``clock #conn mark name call detail``: the mark is ``→`` for a frame from the app to RELAY and
+``←`` for one from RELAY to the app (``->`` and ``<-`` where the terminal cannot show those), and the
+connection number counts connections in order of appearance. ACKs, pings and pongs would be every other line of
+a busy session, so they are left out unless ``verbose``; an ACK that is an error is always shown. Failures (a
+JSON-RPC error, a result code that is not 2xx, a frame that is not JSON-RPC) are highlighted when colour is on.
+
+The ``json`` form is one record per frame, every frame, ACKs and pongs included:
+``{"dir": "app>relay"|"relay>app", "t": <epoch seconds>, "conn": N, "frame": <the frame>}``; a frame that is
+not JSON-RPC is ``"frame": null`` with its text in ``"raw"``. Secrets are redacted in both forms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Final
+
+import orjson
+
+from relay_cli import protocol
+from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, FrameRecord, Kind
+from relay_cli.views.printers import Format, fit, make_printer
+from relay_cli.views.text import ALERT, Style, call_sgr, escape, excerpt, family_sgr, join, s, short, terminal_json
+
+__all__ = ["ARROWS", "ASCII_ARROWS", "FrameView"]
+
+ARROWS: Final = {APP_TO_RELAY: "→", RELAY_TO_APP: "←"}
+ASCII_ARROWS: Final = {APP_TO_RELAY: "->", RELAY_TO_APP: "<-"}
+"""The direction marks: the app on the left, RELAY on the right."""
+
+_PENDING: Final = 10_000
+"""Requests awaiting their result, kept for pairing; beyond it the oldest are forgotten (a peer that never
+answers must not grow memory)."""
+_CONNECTIONS: Final = 10_000
+"""Connection ids remembered with their numbers; a forgotten one that speaks again gets a new number."""
+_NAME_WIDTH: Final = 24
+_PREFIX_CELLS: Final = 13 + 4 + 2
+"""Clock, connection (``#1`` padded to 3 and a space), mark and space: what the event printer is not told of."""
+_QUIET: Final = frozenset({Kind.PING.value, Kind.EVENT.value})
+"""Requests whose empty results (pongs, ACKs) are shown only when verbose; pings too."""
+
+
+class _Pending:
+    """A request seen, awaiting its result: what the result line is to say of it."""
+
+    __slots__ = ("call", "method", "quiet", "time")
+
+    def __init__(self, method: str, call: str, at: float, quiet: bool) -> None:
+        self.method = method
+        """The method, or for an event the event type its ACK acknowledges."""
+        self.call = call
+        self.time = at
+        self.quiet = quiet
+        """An event or a ping: its empty result (the ACK, the pong) is shown only when verbose."""
+
+
+class FrameView:
+    """Turns one frame (direction, time, connection id, kind, bytes) into its output line, or ``b""``.
+
+    ``style`` colours pretty lines; ``json`` gives frame records instead; ``verbose`` shows ACKs, pings and
+    pongs too; ``width`` fits pretty lines to a terminal's; ``terminal`` escapes JSON as
+    :func:`~relay_cli.views.text.terminal_json` does; ``ascii`` uses ``->``/``<-`` for the marks.
+    """
+
+    def __init__(
+        self,
+        style: Style,
+        *,
+        json: bool = False,
+        verbose: bool = False,
+        width: int | None = None,
+        terminal: bool = False,
+        ascii: bool = False,
+    ) -> None:
+        self.style = style
+        self.json = json
+        self.verbose = verbose
+        self.width = width
+        self.terminal = terminal
+        self._marks = ASCII_ARROWS if ascii else ARROWS
+        self._numbers: OrderedDict[str, int] = OrderedDict()
+        self._count = 0
+        self._pending: OrderedDict[tuple[str, str, Any], _Pending] = OrderedDict()
+        self._alert = style.code(ALERT)
+        self._reset = style.reset
+        self._dim = style.dim
+        room = None if width is None else max(width - _PREFIX_CELLS, 20)
+        printer = make_printer(Format.pretty, style, width=room)
+        assert printer is not None
+        self._event_line = printer
+        self._json_heads: dict[str, bytes] = {}
+
+    # -- the public face ----------------------------------------------------------------------------------
+
+    def __call__(self, direction: str, at: float, connection: str, kind: Kind | None, raw: bytes) -> bytes:
+        """``kind`` is what the frame was classified as (None: not JSON-RPC); only JSON records rely on it."""
+        number = self.connection_number(connection)
+        if self.json:
+            return self._record(direction, at, number, kind, raw)
+        frame: Any = None
+        try:
+            frame = orjson.loads(raw)
+            kind = protocol.classify(frame)
+        except (orjson.JSONDecodeError, protocol.FrameError):
+            kind = None
+        return self._line(direction, at, connection, number, kind, frame, raw)
+
+    def record(self, rec: FrameRecord) -> bytes:
+        """The same for a :class:`~relay_cli.protocol.FrameRecord` (a journal's or a proxy's)."""
+        return self(rec.direction, rec.time, rec.connection, rec.kind, rec.raw)
+
+    def connection_number(self, connection: str) -> int:
+        """1, 2, 3... in order of first appearance."""
+        number = self._numbers.get(connection)
+        if number is None:
+            self._count += 1
+            number = self._numbers[connection] = self._count
+            if len(self._numbers) > _CONNECTIONS:
+                self._numbers.popitem(last=False)
+        return number
+
+    # -- JSON records --------------------------------------------------------------------------------------
+
+    def _record(self, direction: str, at: float, number: int, kind: Kind | None, raw: bytes) -> bytes:
+        head = self._json_heads.get(direction)
+        if head is None:
+            head = self._json_heads[direction] = orjson.dumps({"dir": direction})[:-1] + b',"t":'
+        tail = b',"conn":' + str(number).encode()
+        body = None
+        if kind is not None:
+            if b"\n" not in raw and not protocol.may_hold_secret(raw):
+                body = raw  # as it crossed the wire: valid JSON, on one line, nothing to redact
+            else:
+                try:
+                    body = orjson.dumps(protocol.redact(orjson.loads(raw)))
+                except (orjson.JSONDecodeError, TypeError):
+                    body = None
+        if body is not None:
+            line = b"".join((head, orjson.dumps(at), tail, b',"frame":', body, b"}\n"))
+        else:
+            text = protocol.redact_text(raw.decode("utf-8", "replace"))
+            line = b"".join((head, orjson.dumps(at), tail, b',"frame":null,"raw":', orjson.dumps(text), b"}\n"))
+        return terminal_json(line) if self.terminal else line
+
+    # -- pretty lines --------------------------------------------------------------------------------------
+
+    def _line(
+        self, direction: str, at: float, connection: str, number: int, kind: Kind | None, frame: Any, raw: bytes
+    ) -> bytes:
+        prefix = f"{self._clock(at)} #{number:<2} {self._marks.get(direction, '?')} "
+        if kind is None:
+            what = protocol.excerpt(raw, 120)
+            name = self._name("(not JSON-RPC)", ALERT)
+            return self._finish(prefix, name, "", self._fitted(escape(what), ""), alert=True)
+        if kind is Kind.RESULT or kind is Kind.ERROR:
+            return self._reply(prefix, direction, at, connection, kind, frame)
+        method = frame["method"]
+        params = frame.get("params")
+        if params.__class__ is not dict:
+            params = {}
+        call_id = params.get("call_id")
+        call = call_id if call_id.__class__ is str else ""
+        if kind is Kind.EVENT:
+            event_type = params.get("event_type")
+            inner = params.get("params")
+            call_id = inner.get("call_id") if inner.__class__ is dict else None
+            call = call_id if call_id.__class__ is str else ""
+            self._remember(direction, at, connection, frame, event_type if event_type.__class__ is str else "", call)
+            event = self._event_line(params, None, None)
+            _, _, rest = event.partition(b" ")  # the event's own clock: the frame's is shown instead
+            return prefix.encode() + rest
+        self._remember(direction, at, connection, frame, method, call)
+        if method == Kind.PING.value and not self.verbose:
+            return b""
+        detail = _request_detail(method, params)
+        return self._finish(prefix, self._name(method), self._call(call), self._fitted(detail, ""))
+
+    def _reply(
+        self, prefix: str, direction: str, at: float, connection: str, kind: Kind, frame: dict[str, Any]
+    ) -> bytes:
+        asked = self._answered(direction, connection, frame.get("id"))
+        took = f" · {_millis(at - asked.time)}" if asked is not None else ""
+        method = asked.method if asked is not None else ""
+        call = asked.call if asked is not None else ""
+        if kind is Kind.ERROR:
+            err = frame.get("error")
+            err = err if isinstance(err, dict) else {}
+            detail = join("error", s(err.get("code")), s(err.get("message")))
+            return self._finish(
+                prefix, self._name(method or "error"), self._call(call), self._fitted(detail, took), alert=True
+            )
+        value = frame.get("result")
+        value = value if isinstance(value, dict) else {}
+        if not value and (asked is None or asked.quiet):
+            if not self.verbose:
+                return b""
+            detail = "pong" if method == Kind.PING.value else "ack"
+            return self._finish(
+                prefix, self._name(method or "result", "2"), self._call(call), self._fitted(detail, took)
+            )
+        detail, ident, failed = _result_detail(value)
+        return self._finish(
+            prefix, self._name(method or "result"), self._call(call or ident), self._fitted(detail, took), alert=failed
+        )
+
+    def _finish(self, prefix: str, name: str, call: str, detail: str, *, alert: bool = False) -> bytes:
+        if alert and self.style.color:
+            detail = f"{self._alert}{detail}{self._reset}"
+        return f"{prefix}{name}{call}{detail}".rstrip(" ").encode() + b"\n"
+
+    def _clock(self, at: float) -> str:
+        try:
+            second = time.strftime("%H:%M:%S", time.localtime(at))
+        except (OverflowError, OSError, ValueError):
+            return f"{self._dim}--:--:--.---{self._reset}"
+        return f"{self._dim}{second}.{int(at * 1000) % 1000:03d}{self._reset}"
+
+    def _name(self, name: str, sgr: str | None = None) -> str:
+        shown = escape(name) or "-"
+        if len(shown) > _NAME_WIDTH and self.width is not None:
+            shown = shown[: _NAME_WIDTH - 1] + "…"
+        colour = self.style.code(sgr or family_sgr(name))
+        return f"{colour}{shown:<{_NAME_WIDTH}}{self._reset} "
+
+    def _call(self, call: str) -> str:
+        if not call:
+            return " " * 9
+        return f"{self.style.code(call_sgr(call))}{short(call):<8}{self._reset} "
+
+    def _fitted(self, detail: str, suffix: str) -> str:
+        if self.width is None:
+            return detail + suffix
+        room = self.width - _PREFIX_CELLS - _NAME_WIDTH - 1 - 9 - len(suffix)
+        return fit(detail, max(room, 1)) + suffix
+
+    # -- pairing -------------------------------------------------------------------------------------------
+
+    def _remember(
+        self, direction: str, at: float, connection: str, frame: dict[str, Any], method: str, call: str
+    ) -> None:
+        """Keep a request for its result (JSON records need no pairs: only pretty lines come here)."""
+        fid = frame.get("id")
+        if fid.__class__ is not str and fid.__class__ is not int:
+            return
+        pending = self._pending
+        pending[(connection, direction, fid)] = _Pending(method, call, at, frame.get("method") in _QUIET)
+        if len(pending) > _PENDING:
+            pending.popitem(last=False)
+
+    def _answered(self, direction: str, connection: str, fid: Any) -> _Pending | None:
+        if fid.__class__ is not str and fid.__class__ is not int:
+            return None
+        asker = RELAY_TO_APP if direction == APP_TO_RELAY else APP_TO_RELAY
+        return self._pending.pop((connection, asker, fid), None)
+
+
+def _millis(seconds: float) -> str:
+    ms = max(seconds, 0.0) * 1000
+    if ms < 10:
+        return f"{ms:.1f} ms"
+    if ms < 10_000:
+        return f"{ms:.0f} ms"
+    return f"{ms / 1000:.1f} s"
+
+
+# -- what a request says -----------------------------------------------------------------------------------
+
+
+def _media(items: Any) -> str:
+    """``tts "Welcome…"``, ``audio https://…``, ``silence 2s``, ``ringtone us``, for each item of a play list."""
+    if not isinstance(items, list):
+        return ""
+    parts = []
+    for item in items[:4]:
+        if not isinstance(item, dict):
+            continue
+        kind = s(item.get("type"))
+        p = item.get("params")
+        p = p if isinstance(p, dict) else {}
+        if "text" in p:
+            parts.append(join(kind, excerpt(p["text"], 30)))
+        elif "url" in p:
+            parts.append(join(kind, protocol.display_url(s(p["url"]))))
+        elif "duration" in p:
+            parts.append(f"{kind} {s(p['duration'])}s")
+        elif "name" in p:
+            parts.append(join(kind, s(p["name"])))
+        else:
+            parts.append(kind)
+    if len(items) > 4:
+        parts.append(f"+{len(items) - 4}")
+    return ", ".join(parts)
+
+
+def _collect(p: dict[str, Any]) -> str:
+    """``digits max 4 #``, ``speech``: what a collect waits for."""
+    parts = []
+    digits = p.get("digits")
+    if isinstance(digits, dict):
+        parts.append(join("digits", f"max {s(digits['max'])}" if "max" in digits else "", s(digits.get("terminators"))))
+    if isinstance(p.get("speech"), dict):
+        parts.append("speech")
+    return " + ".join(parts)
+
+
+def _devices(devices: Any) -> str:
+    """The numbers or addresses dialled: ``to +15551230000`` (serial ``,``; parallel ``|``)."""
+    if not isinstance(devices, list):
+        return ""
+    serial = []
+    for group in devices[:8]:
+        legs = group if isinstance(group, list) else [group]
+        parallel = []
+        for device in legs[:8]:
+            p = device.get("params") if isinstance(device, dict) else None
+            if isinstance(p, dict):
+                to = p.get("to_number") or p.get("to") or p.get("uri")
+                if to:
+                    parallel.append(s(to))
+        if parallel:
+            serial.append(" | ".join(parallel))
+    return f"to {', '.join(serial)}" if serial else ""
+
+
+_RENDER: Final[tuple[tuple[str, Callable[[Any, dict[str, Any]], str]], ...]] = (
+    ("control_id", lambda v, p: f"control {short(v)}"),
+    ("tag", lambda v, p: f"tag {short(v)}"),
+    ("play", lambda v, p: _media(v)),
+    ("collect", lambda v, p: _collect(v) if isinstance(v, dict) else ""),
+    ("digits", lambda v, p: f"digits {s(v)}" if isinstance(v, str) else _collect(p)),
+    ("speech", lambda v, p: "" if "digits" in p else _collect(p)),
+    ("detect", lambda v, p: f"detect {s(v.get('type'))}" if isinstance(v, dict) else ""),
+    ("devices", lambda v, p: _devices(v)),
+    ("to_number", lambda v, p: f"{s(p.get('from_number')) or '?'} → {s(v)}"),
+    ("body", lambda v, p: excerpt(v, 30)),
+    ("media", lambda v, p: f"{len(v)} media" if isinstance(v, list) and v else ""),
+    ("reason", lambda v, p: f"reason {s(v)}"),
+    ("contexts", lambda v, p: f"contexts {', '.join(map(s, v[:8]))}" if isinstance(v, list) else ""),
+    ("context", lambda v, p: f"on {s(v)}"),
+    ("url", lambda v, p: protocol.display_url(s(v))),
+    ("volume", lambda v, p: f"volume {s(v)}"),
+    ("dest", lambda v, p: f"to {s(v)}"),
+    ("name", lambda v, p: s(v)),
+    ("queue_name", lambda v, p: f"queue {s(v)}"),
+    ("document", lambda v, p: protocol.display_url(s(v))),
+)
+"""The params worth a line, in the order shown, each with how to say it; the rest (node ids, versions,
+credentials) are left out. Keyed by param name, not method: a key means the same in every verb."""
+
+
+def _request_detail(method: str, params: dict[str, Any]) -> str:
+    if method == Kind.CONNECT.value:
+        return join(
+            f"contexts {', '.join(map(s, params['contexts'][:8]))}" if isinstance(params.get("contexts"), list) else "",
+            "resuming" if params.get("protocol") else "",
+        )
+    parts = []
+    for key, render in _RENDER:
+        if key in params:
+            value = params[key]
+            if value is None or value == "":
+                continue
+            text = render(value, params)
+            if text:
+                parts.append(text)
+    return " ".join(parts)
+
+
+def _result_detail(value: dict[str, Any]) -> tuple[str, str, bool]:
+    """What a result says, the id it names (a message's) for the call column, and whether it is a failure."""
+    if "protocol" in value:  # the signalwire.connect result
+        session = value.get("sessionid")
+        restored = "restored" if value.get("session_restored") else ""
+        return join(f"session {short(session)}" if session else "connected", restored), "", False
+    inner = value.get("result")
+    if isinstance(inner, dict) and "code" not in value:
+        value = inner
+    ident = value.get("message_id")
+    ident = ident if ident.__class__ is str else ""
+    if "code" in value:
+        return join(s(value["code"]), s(value.get("message"))), ident, not protocol.is_success(value)
+    return (excerpt(orjson.dumps(protocol.redact(value)).decode(), 60) if value else "ok"), ident, False
