@@ -12,29 +12,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import orjson
-import pytest
 from controlplane import Reply, acall
 from websockets.asyncio.client import ClientConnection, connect
 
 from relay_cli.emulator import Emulator
-from relay_cli.emulator.calls import CallControl
-from relay_cli.emulator.sessions import EmulatorCore
 from relay_cli.protocol import connect_params, request
 
 T = TypeVar("T")
-
-
-def _calls_ready() -> bool:
-    """Whether call control (another change) has landed: its routes are tested once it has."""
-    try:
-        CallControl(EmulatorCore()).status("none")
-    except NotImplementedError:
-        return False
-    return True
-
-
-CALLS_READY = _calls_ready()
-needs_calls = pytest.mark.skipif(not CALLS_READY, reason="CallControl not implemented yet (the call-control change)")
 
 
 def run(main: Callable[[Emulator], Coroutine[Any, Any, T]], **options: Any) -> T:
@@ -476,7 +460,6 @@ def test_messages_route_errors() -> None:
     run(main)
 
 
-@needs_calls
 def test_calls_route_places_an_inbound_call_and_reports_it() -> None:
     async def main(emu: Emulator) -> None:
         ws, sid = await ws_session(emu)
@@ -493,7 +476,6 @@ def test_calls_route_places_an_inbound_call_and_reports_it() -> None:
     run(main, mode="app")
 
 
-@needs_calls
 def test_calls_route_errors() -> None:
     async def main(emu: Emulator) -> None:
         url = emu.control_url

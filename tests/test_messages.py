@@ -15,7 +15,7 @@ import pytest
 from controlplane import acall
 from signalwire.relay.client import RelayClient, RelayError
 from signalwire.relay.message import Message
-from tls import HAVE_OPENSSL, certificate, server_context
+from tls import certificate, server_context
 
 from relay_cli.emulator import Emulator
 from relay_cli.emulator.farends import FarEnd, FarEnds
@@ -178,8 +178,6 @@ def test_inbound_messages_go_to_one_session_on_the_context_in_turn() -> None:
 
 # -- the SDK as the app --------------------------------------------------------------------------------------------
 
-needs_openssl = pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl command for a certificate")
-
 
 async def with_sdk(body: Callable[[Emulator, RelayClient], Awaitable[None]]) -> None:
     async with Emulator(mode="app", speed=100, ssl=server_context(), ping_interval=0, control_port=0) as emu:
@@ -193,7 +191,6 @@ async def with_sdk(body: Callable[[Emulator, RelayClient], Awaitable[None]]) -> 
             await client.disconnect()
 
 
-@needs_openssl
 def test_sdk_send_message_is_delivered_and_one_to_an_unreachable_number_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", str(certificate()[0]))
 
@@ -215,7 +212,6 @@ def test_sdk_send_message_is_delivered_and_one_to_an_unreachable_number_is_not(m
     asyncio.run(with_sdk(body))
 
 
-@needs_openssl
 def test_sdk_send_message_to_an_empty_number_gets_the_emulators_32602(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -228,7 +224,6 @@ def test_sdk_send_message_to_an_empty_number_gets_the_emulators_32602(
     asyncio.run(with_sdk(body))
 
 
-@needs_openssl
 def test_an_inbound_message_from_the_control_plane_reaches_on_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", str(certificate()[0]))
 

@@ -16,11 +16,9 @@ import signalwire.relay.client
 from controlplane import acall
 from signalwire.relay.call import Call
 from signalwire.relay.client import RelayClient
-from tls import HAVE_OPENSSL, certificate, server_context
+from tls import certificate, server_context
 
 from relay_cli.emulator import Emulator
-
-pytestmark = pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl command for a certificate")
 
 Body = Callable[[Emulator, list[RelayClient]], Awaitable[None]]
 

@@ -7,17 +7,15 @@ would not need, so a verb that got no event, or the wrong one, shows up as the g
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from signalwire.relay.call import Call
 from signalwire.relay.client import RelayClient, RelayError
 from signalwire.relay.event import RelayEvent
+from tls import certificate, server_context
 
 from relay_cli.emulator import Emulator
 from relay_cli.emulator.farends import FarEnd, FarEnds
@@ -28,30 +26,12 @@ OWN = "+15550001111"
 BUSY = "+15550009999"
 AGENT = "+15550002222"
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command for a certificate")
-
-
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (the SDK only dials wss://) and its key."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
 
 @pytest.fixture
-def tls(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+def tls(monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
     """The server's TLS context; the SDK is told to trust the certificate through SIGNALWIRE_RELAY_CA_FILE."""
-    cert, key = certificate
-    monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", str(cert))
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
-    return server
+    monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", str(certificate()[0]))
+    return server_context()
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]], timeout: float = 20.0) -> T:
