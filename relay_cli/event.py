@@ -127,20 +127,20 @@ def check_payload(payload: Any) -> None:
 
 def _check(payload: Any) -> tuple[str, dict[str, Any]]:
     if payload.__class__ is not dict and not isinstance(payload, dict):
-        raise InvalidEvent(f"an event payload is a JSON object, not {_json_type(payload)}")
+        raise InvalidEvent(f"an event payload is a JSON object, not {json_type(payload)}")
     event_type = payload.get("event_type", "")
     if not isinstance(event_type, str):
-        raise InvalidEvent(f"event_type must be a string, not {_json_type(event_type)}")
+        raise InvalidEvent(f"event_type must be a string, not {json_type(event_type)}")
     params = payload.get("params", _MISSING)
     if params is _MISSING:
         params = {}
     elif not isinstance(params, dict):
-        raise InvalidEvent(f"params must be an object, not {_json_type(params)}")
+        raise InvalidEvent(f"params must be an object, not {json_type(params)}")
     return event_type, params
 
 
-def _json_type(value: Any) -> str:
-    """Name a value by its JSON type, which is what the user wrote."""
+def json_type(value: Any) -> str:
+    """Name a value by its JSON type, which is what the user wrote (for error messages everywhere)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -226,7 +226,7 @@ class CallControl:
         (or to the session whose ``sessionid`` is ``session_id``: LookupError when there is none)."""
         target = None
         if session_id is not None:
-            target = next((s for s in self.core.sessions.values() if s.sessionid == session_id), None)
+            target = self.core.session_by_id(session_id)
             if target is None:
                 raise LookupError("no such session")
         call = Call(call_id or self.new_id(), self.core.node_id, "inbound", from_number, to_number, caller)

@@ -23,7 +23,6 @@ import orjson
 
 from relay_cli.emulator.audio import wav
 from relay_cli.emulator.farends import FarEndError, parse_far_end, parse_far_ends
-from relay_cli.emulator.messages import session_by_id
 from relay_cli.emulator.scenarios import (
     MAX_DELAY_MS,
     ScenarioError,
@@ -31,6 +30,7 @@ from relay_cli.emulator.scenarios import (
     parse_dial,
     parse_events,
 )
+from relay_cli.event import json_type
 from relay_cli.protocol import APP_TO_RELAY, Kind, redact
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ class ControlPlane:
         delay = _number(body, "delay_ms", INBOUND_DELAY_MS, MAX_DELAY_MS) / 1000
         session_id = call.session_id(body)
         if session_id is not None:
-            session = session_by_id(core, session_id)
+            session = core.session_by_id(session_id)
             if session is None or session.conn is None:
                 return json_response(404, {"sent_to": [], "count": 0, "error": NO_SESSION})
             targets = [session]
@@ -503,17 +503,7 @@ def _only(body: dict[str, Any], fields: tuple[str, ...], where: str = "body") ->
 
 
 def _type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string" if value else "an empty string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object" if isinstance(value, dict) else type(value).__name__
+    return "an empty string" if value == "" else json_type(value)
 
 
 _TABLE: tuple[tuple[str, dict[str, _Route]], ...] = (

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay_cli.event import json_type
+
 __all__ = ["ANSWERS", "DELIVERIES", "FarEnd", "FarEndError", "FarEnds", "parse_far_end", "parse_far_ends"]
 
 ANSWERS = ("answer", "busy", "no-answer", "decline")
@@ -78,7 +80,7 @@ _DIGITS = frozenset("0123456789*#ABCD")
 def parse_far_end(value: Any, where: str = "far end", base: FarEnd | None = None) -> FarEnd:
     """A script from its JSON object; fields left out take ``base``'s values (the defaults without one)."""
     if not isinstance(value, Mapping):
-        raise FarEndError(f"{where}: must be an object, not {_json_type(value)}")
+        raise FarEndError(f"{where}: must be an object, not {json_type(value)}")
     unknown = [k for k in value if k not in _FIELDS]
     if unknown:
         raise FarEndError(f"{where}: unknown field {unknown[0]!r} (fields: {', '.join(_FIELDS)})")
@@ -95,7 +97,7 @@ def parse_far_ends(value: Any, base: FarEnds | None = None) -> FarEnds:
     rules are added to it (a number given again is replaced); the result is a new object either way.
     """
     if not isinstance(value, Mapping):
-        raise FarEndError(f"far ends: must be an object, not {_json_type(value)}")
+        raise FarEndError(f"far ends: must be an object, not {json_type(value)}")
     unknown = [k for k in value if k not in ("default", "numbers")]
     if unknown:
         raise FarEndError(f"far ends: unknown key {unknown[0]!r} (keys: default, numbers)")
@@ -106,7 +108,7 @@ def parse_far_ends(value: Any, base: FarEnds | None = None) -> FarEnds:
     numbers = dict(start.numbers)
     rules = value.get("numbers", {})
     if not isinstance(rules, Mapping):
-        raise FarEndError(f"numbers: must be an object of number to far end, not {_json_type(rules)}")
+        raise FarEndError(f"numbers: must be an object of number to far end, not {json_type(rules)}")
     for number, rule in rules.items():
         if not number or len(number) > 64:
             raise FarEndError("numbers: a number must be 1 to 64 characters")
@@ -140,17 +142,3 @@ def _check(name: str, raw: Any, where: str) -> Any:
     if name == "press" and not set(raw) <= _DIGITS:
         raise FarEndError(f"{where}: only digits 0-9, *, # and A-D can be pressed")
     return raw
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return f"a {type(value).__name__}"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from relay_cli.emulator.methods import Handler, Request
     from relay_cli.emulator.sessions import EmulatorCore, Session
 
-__all__ = ["FIRST_STATE_DELAY", "MAX_MESSAGES", "MESSAGE_ACCEPTED", "MESSAGE_METHODS", "Messaging", "session_by_id"]
+__all__ = ["FIRST_STATE_DELAY", "MAX_MESSAGES", "MESSAGE_ACCEPTED", "MESSAGE_METHODS", "Messaging"]
 
 MESSAGE_ACCEPTED = "Message accepted"
 FIRST_STATE_DELAY = 0.05
@@ -45,11 +45,6 @@ _PATHS: dict[str, tuple[tuple[str, float], ...]] = {
     _FAILED: ((_INITIATED, 0.1), (_FAILED, 0.5)),
 }
 _REASONS = {_UNDELIVERED: "Unreachable destination", _FAILED: "Carrier rejected"}
-
-
-def session_by_id(core: EmulatorCore, session_id: str) -> Session | None:
-    """The session whose connect result named ``session_id`` as its ``sessionid``, connected or not."""
-    return next((s for s in core.sessions.values() if s.sessionid == session_id), None)
 
 
 class _Message:
@@ -131,7 +126,7 @@ class Messaging:
         ``context`` (nobody, when no session receives on it); its message id. LookupError for an unknown
         ``session_id``."""
         if session_id is not None:
-            target = session_by_id(self.core, session_id)
+            target = self.core.session_by_id(session_id)
             if target is None:
                 raise LookupError("no such session")
         else:

@@ -650,6 +650,10 @@ class EmulatorCore:
         frame = request(Kind.DISCONNECT.value, {"restart": True} if restart else {}, peer.disconnect_id)
         return self.encode(peer, frame, Kind.DISCONNECT)
 
+    def session_by_id(self, sessionid: str) -> Session | None:
+        """The session whose connect result gave ``sessionid`` (the control plane's ``session_id``)."""
+        return next((s for s in self.sessions.values() if s.sessionid == sessionid), None)
+
     def forget(self, session: Session) -> None:
         """Drop ``session``: it cannot be resumed any more."""
         self.sessions.pop(session.protocol, None)
