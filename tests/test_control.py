@@ -119,7 +119,9 @@ def test_journal_has_every_frame_both_ways_scoped_by_session_and_reset_empties_i
         a, sid_a = await ws_session(emu)
         b, sid_b = await ws_session(emu)
         await a.send(orjson.dumps(request("signalwire.ping", {}, "p1")).decode())
-        await asyncio.sleep(0.2)
+        async with asyncio.timeout(10):
+            while orjson.loads(await a.recv()).get("id") != "p1":
+                pass
         journal = expect(await acall(emu.control_url, "GET", f"/__mock__/journal?session_id={sid_a}"), 200)
         assert {e["session_id"] for e in journal} == {sid_a}
         first = journal[0]

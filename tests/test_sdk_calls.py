@@ -119,8 +119,15 @@ def test_a_dial_to_a_busy_number_raises_and_one_to_a_number_that_answers_returns
     async def body(emu: Emulator, client: RelayClient) -> None:
         with pytest.raises(RelayError, match="Dial failed"):
             await client.dial([[phone(BUSY)]])
-        busy = [c for c in emu.core.calls.calls() if c["to_number"] == BUSY]
-        assert [(c["state"], c["end_reason"]) for c in busy] == [("ended", "busy")]
+
+        def busy() -> list[tuple[str, str | None]]:
+            return [(c["state"], c["end_reason"]) for c in emu.core.calls.calls() if c["to_number"] == BUSY]
+
+        # The leg's "ended" may follow the dial's "failed" by a timer tick on a loaded machine.
+        async with asyncio.timeout(10):
+            while busy() != [("ended", "busy")]:
+                assert busy() in ([("ending", "busy")], [("ended", "busy")]), busy()
+                await asyncio.sleep(0.01)
 
         call = await client.dial([[phone(BUSY), phone(AGENT)]])
         assert call.state == "answered" and call.device["params"]["to_number"] == AGENT
