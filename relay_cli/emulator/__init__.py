@@ -1,6 +1,7 @@
 """A local RELAY server: the far end of the protocol, for demos, benchmarks and tests of the client.
 
-It speaks the server side of PROTOCOL.md over real WebSockets. The package is split by what may do I/O:
+It speaks the server side of PROTOCOL.md over real WebSockets, with an HTTP control plane beside it. The package
+is split by what may do I/O:
 
 - ``sessions``: authentication, sessions and resume, ACK tracking, contexts, routing of inbound calls, the
   funnel every frame passes through (sans-I/O: no asyncio, no websockets, clocks passed in);
@@ -8,7 +9,11 @@ It speaks the server side of PROTOCOL.md over real WebSockets. The package is sp
 - ``outbox``: a timed outbox, a heap of what falls due when;
 - ``journal``: a bounded journal of the frames both ways;
 - ``flows``: the demo traffic, call and message flows as seeded generators;
-- ``server``: asyncio and websockets around the rest (:class:`Emulator`).
+- ``calls`` and ``verbs``: the calls an app controls and the ``calling.*`` verbs that drive them;
+- ``messages``: ``messaging.send`` and inbound messages; ``farends``: the scripts of the virtual parties;
+- ``scenarios`` and ``control``: the control plane's routes (``mock_relay``'s dialect and relay's own);
+  ``audio``: the WAV files recordings are served as;
+- ``server`` and ``http``: asyncio, websockets and h11 around the rest (:class:`Emulator`).
 
 Frames are built and classified by :mod:`relay_cli.protocol` only, so client and emulator cannot drift apart on
 the wire format.
