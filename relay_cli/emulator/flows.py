@@ -27,7 +27,7 @@ from typing import Any
 
 from relay_cli.lifecycles import ACTIONS, CALL, DIAL, INBOUND_MESSAGE, MESSAGE
 
-__all__ = ["ACTION_KINDS", "EVENT_TYPES", "Action", "Call", "DemoTraffic", "Flow", "Step"]
+__all__ = ["ACTION_KINDS", "EVENT_TYPES", "Action", "Call", "DemoTraffic", "Flow", "Step", "fax_finished"]
 
 EVENT_TYPES: tuple[str, ...] = (
     "calling.call.state",
@@ -582,21 +582,9 @@ class DemoTraffic:
             else "https://example.com/fax_to_send.pdf"
         )
         identity, remote = (c.to, c.frm) if c.direction == "inbound" else (c.frm, c.to)
-        done = {
-            "type": "finished",
-            "params": {
-                "direction": direction,
-                "identity": identity,
-                "remote_identity": remote,
-                "document": document,
-                "success": ok,
-                "result": 0 if ok else 49,
-                "result_text": "OK" if ok else "Call disconnected",
-                # real traffic sometimes sends the page count as a string
-                "pages": pages if r() < 0.8 else str(pages),
-                "format": "pdf",
-            },
-        }
+        # real traffic sometimes sends the page count as a string
+        count: int | str = pages if r() < 0.8 else str(pages)
+        done = fax_finished(direction, identity, remote, document, ok, "OK" if ok else "Call disconnected", count)
         yield self._us(20, 45), ev, self._control(c, control_id=cid, fax=done), None
         return False
 
@@ -821,3 +809,23 @@ class DemoTraffic:
         p["media"] = list(template["media"])
         p["message_state"] = state
         return p
+
+
+def fax_finished(
+    direction: str, identity: str, remote: str, document: Any, ok: bool, text: str, pages: int | str
+) -> dict[str, Any]:
+    """The ``fax`` object of a fax action's last event (demo flows, the send_fax and receive_fax verbs)."""
+    return {
+        "type": "finished",
+        "params": {
+            "direction": direction,
+            "identity": identity,
+            "remote_identity": remote,
+            "document": document,
+            "success": ok,
+            "result": 0 if ok else 49,
+            "result_text": text,
+            "pages": pages,
+            "format": "pdf",
+        },
+    }

@@ -24,6 +24,7 @@ from relay_cli.emulator.calls import (
     speaking_time,
 )
 from relay_cli.emulator.farends import FarEnd
+from relay_cli.emulator.flows import fax_finished
 from relay_cli.lifecycles import END_REASONS
 from relay_cli.protocol import CALL_PASS, INVALID_PARAMS, error, result
 
@@ -730,20 +731,7 @@ def _fax(direction: str) -> Runner:
         document = p.get("document") if direction == "send" else f"{c.core.control_url}/relay/faxes/{c.new_id()}.pdf"
 
         def report(action: Action, ok: bool, text: str) -> None:
-            fax = {
-                "type": "finished",
-                "params": {
-                    "direction": direction,
-                    "identity": identity,
-                    "remote_identity": remote,
-                    "document": document,
-                    "success": ok,
-                    "result": 0 if ok else 49,
-                    "result_text": text,
-                    "pages": 1 if ok else 0,
-                    "format": "pdf",
-                },
-            }
+            fax = fax_finished(direction, identity, remote, document, ok, text, 1 if ok else 0)
             c.action_event(action, ev, state="finished" if ok else "error", fax=fax)
 
         def done(action: Action) -> None:
