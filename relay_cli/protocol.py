@@ -10,7 +10,7 @@ import enum
 import os
 import re
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "SECRET_KEYS",
     "UNRECEIVE",
     "VERSION",
+    "ConnectionNumbers",
     "FrameError",
     "FrameRecord",
     "Kind",
@@ -142,6 +143,29 @@ class FrameRecord:
     kind: Kind | None
     value: Any
     raw: bytes
+
+
+class ConnectionNumbers:
+    """Connection ids numbered 1, 2, 3... in order of first appearance: what output and two-way recordings call
+    a connection (``#2``, ``"conn": 2``), the same number in both for one run.
+
+    At most ``limit`` ids are remembered: a forgotten one that speaks again gets a new number.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.count = 0
+        """Numbers given so far."""
+        self._numbers: OrderedDict[str, int] = OrderedDict()
+
+    def __call__(self, connection: str) -> int:
+        number = self._numbers.get(connection)
+        if number is None:
+            self.count += 1
+            number = self._numbers[connection] = self.count
+            if len(self._numbers) > self.limit:
+                self._numbers.popitem(last=False)
+        return number
 
 
 def classify(frame: Any) -> Kind:

@@ -27,7 +27,7 @@ EMULATOR_CORE = tuple(
         *("calls", "verbs", "messages", "scenarios", "control"),
     )
 )  # sans-I/O: unit-tested without a socket
-NETWORK = ("relay_cli.burst", "relay_cli.session", "relay_cli.emulator")
+NETWORK = ("relay_cli.burst", "relay_cli.session", "relay_cli.proxy", "relay_cli.certs", "relay_cli.emulator")
 EDGE = ("relay_cli.cli", "relay_cli.run", "relay_cli.terminal", "relay_cli.outbuf", "relay_cli.__main__")
 
 IO = frozenset({"asyncio", "websockets", "ssl", "socket", "threading", "selectors"})
@@ -58,7 +58,7 @@ LAYERS = (
     Layer("pipeline", PIPELINE, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
     Layer("views", VIEWS, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
     Layer("emulator core", EMULATOR_CORE, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
-    Layer("network", NETWORK, CORE, frozenset({"orjson", "websockets", "h11"}), EDGE_ONLY),
+    Layer("network", NETWORK, CORE, frozenset({"orjson", "websockets", "h11", "cryptography"}), EDGE_ONLY),
     Layer("edge", EDGE, ("relay_cli",), frozenset({"orjson", "websockets", "typer", "click", "rich"})),
 )
 EXCEPTIONS = {

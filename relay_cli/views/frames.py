@@ -85,8 +85,8 @@ class FrameView:
         self.width = width
         self.terminal = terminal
         self._marks = ASCII_ARROWS if ascii else ARROWS
-        self._numbers: OrderedDict[str, int] = OrderedDict()
-        self._count = 0
+        self.connection_number = protocol.ConnectionNumbers(_CONNECTIONS)
+        """1, 2, 3... in order of first appearance."""
         self._pending: OrderedDict[tuple[str, str, Any], _Pending] = OrderedDict()
         self._alert = style.code(ALERT)
         self._reset = style.reset
@@ -115,16 +115,6 @@ class FrameView:
     def record(self, rec: FrameRecord) -> bytes:
         """The same for a :class:`~relay_cli.protocol.FrameRecord` (a journal's or a proxy's)."""
         return self(rec.direction, rec.time, rec.connection, rec.kind, rec.raw)
-
-    def connection_number(self, connection: str) -> int:
-        """1, 2, 3... in order of first appearance."""
-        number = self._numbers.get(connection)
-        if number is None:
-            self._count += 1
-            number = self._numbers[connection] = self._count
-            if len(self._numbers) > _CONNECTIONS:
-                self._numbers.popitem(last=False)
-        return number
 
     # -- JSON records --------------------------------------------------------------------------------------
 
