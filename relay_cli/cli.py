@@ -668,6 +668,12 @@ def serve(
             "--quiet", "-q", help="Only the start line, warnings and errors on stderr; no frames unless -o is given."
         ),
     ] = False,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            "--record", help='Append every frame, both ways, to this JSONL file (each a frame plus its "_relay" key).'
+        ),
+    ] = None,
 ) -> None:
     """Run a local RELAY for apps: call-control verbs, virtual far ends, a control plane; every frame shown.
 
@@ -679,6 +685,7 @@ def serve(
       relay serve --far-ends far-ends.json --speed 10     # scripted parties, ten times faster
       relay serve --demo --seed 1                         # the same demo traffic on every run
       relay serve --scripted --port 0 --control-port 0 -o json   # for a test suite written against mock_relay
+      relay serve --record session.jsonl                  # frames both ways kept; relay replay shows its events
     """
     import ssl
     import sys
@@ -686,8 +693,10 @@ def serve(
     from relay_cli.emulator import Emulator
     from relay_cli.emulator.sessions import Mode
     from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer
+    from relay_cli.pipeline.recording import FrameRecorder
     from relay_cli.pipeline.replay import load
-    from relay_cli.run import FramePrinter, run_serve
+    from relay_cli.protocol import ConnectionNumbers
+    from relay_cli.run import FramePrinter, JournalRecorder, run_serve
     from relay_cli.views.frames import FrameView
 
     term = _terminal(ctx, quiet=quiet)
@@ -737,6 +746,7 @@ def serve(
     )
     if rules is not None:
         emulator.core.far_ends = rules
+    recording = FrameRecorder(record) if record else None
     printer = None
     if shown is not ServeFormat.none:
         blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): frames are left out of the display"
@@ -751,16 +761,27 @@ def serve(
             ascii=term.stdout_tty and encoding != "utf8",
         )
         printer = FramePrinter(view, output)
+    recorder = None
+    if recording is not None:
+        # Written before the frame is printed (or sent), with the printer's numbers: both say the same #N.
+        numbers = printer.view.connection_number if printer is not None else ConnectionNumbers()
+        recorder = JournalRecorder(recording, numbers)
+        emulator.journal.observers.append(recorder.observe)
+    if printer is not None:
         emulator.journal.observers.append(printer.observe)
 
     def started() -> None:
         term.warn(f"RELAY emulator on {emulator.url} (control plane on {emulator.control_url})")
 
     try:
-        code = run_serve(emulator, term.status, started=started, printer=printer)
+        code = run_serve(emulator, term.status, started=started, printer=printer, recorder=recorder)
     finally:
+        if recording is not None:
+            recording.close()
         if printer is not None:
             printer.close()
+    if recorder is not None and recorder.error is not None:
+        raise recorder.error
     if printer is not None:
         if printer.error is not None:
             raise printer.error

@@ -22,8 +22,9 @@ import orjson
 from relay_cli.errors import ExitCode, RelayError
 from relay_cli.lifecycles import ENDED, INBOUND_MESSAGE, MESSAGE
 from relay_cli.outbuf import OutBuffer, OutputError
+from relay_cli.pipeline.recording import FrameRecorder, RecordingError
 from relay_cli.pipeline.stages import Pipeline
-from relay_cli.protocol import Kind
+from relay_cli.protocol import ConnectionNumbers, Kind
 from relay_cli.session import Credentials, RelaySession, SessionConfig, SessionError, SessionStats
 from relay_cli.views.text import escape, short, with_reason
 
@@ -31,7 +32,16 @@ if TYPE_CHECKING:
     from relay_cli.emulator import Emulator
     from relay_cli.views.frames import FrameView
 
-__all__ = ["ControlPlane", "Demo", "FramePrinter", "LiveTail", "follow_call", "follow_message", "run_serve"]
+__all__ = [
+    "ControlPlane",
+    "Demo",
+    "FramePrinter",
+    "JournalRecorder",
+    "LiveTail",
+    "follow_call",
+    "follow_message",
+    "run_serve",
+]
 
 _DEMO_CREDENTIALS = Credentials(project="demo", token="demo")  # noqa: S106
 
@@ -211,14 +221,52 @@ class FramePrinter:
             self.error = OutputError.of(self.output.error)
 
 
+class JournalRecorder:
+    """Every frame the emulator journals, both ways, into a two-way recording (``relay serve --record``).
+
+    A journal observer, on the emulator's hot path, so it never raises: a burst of events (one journal entry) is
+    one ``write(2)``; a failed write (a full disk) stops the recording, keeps the error in :attr:`error` for the
+    run to report, and asks the run to end, as a closed stdout does for :class:`FramePrinter`. ``numbers`` names
+    the connections: the printer's own, when frames are printed too, so the two agree.
+    """
+
+    def __init__(self, recorder: FrameRecorder, numbers: ConnectionNumbers) -> None:
+        self.recorder = recorder
+        self.numbers = numbers
+        self.error: RecordingError | None = None
+        self.on_closed: Callable[[], None] = lambda: None
+
+    def observe(
+        self, direction: str, at: float, connection: str, session: str, kind: Kind | None, raws: Sequence[bytes]
+    ) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.recorder.write_many(direction, at, self.numbers(connection), raws)
+        except RecordingError as exc:
+            self.error = exc
+            self.on_closed()
+
+
 async def _serve(
-    emulator: Emulator, status: Callable[[str], None], started: Callable[[], None], printer: FramePrinter | None
+    emulator: Emulator,
+    status: Callable[[str], None],
+    started: Callable[[], None],
+    printer: FramePrinter | None,
+    recorder: JournalRecorder | None = None,
 ) -> ExitCode:
     task = asyncio.current_task()
     assert task is not None
     ended: dict[str, ExitCode] = {}
     restore = _on_signals(task, ended)
     stop = asyncio.Event()
+    if recorder is not None:
+        later = asyncio.get_running_loop().call_soon
+
+        def unwritable() -> None:
+            later(stop.set)  # not from inside the journal's loop over its observers
+
+        recorder.on_closed = unwritable
     if printer is not None:
         loop = asyncio.get_running_loop()
 
@@ -251,7 +299,8 @@ async def _serve(
         raise RelayError(f"cannot listen on {emulator.host}:{port}{plane}: {why}") from None
     finally:
         restore()
-    return ExitCode.FAILURE if printer is not None and printer.error is not None else ExitCode.OK
+    failed = printer is not None and printer.error is not None
+    return ExitCode.FAILURE if failed or (recorder is not None and recorder.error is not None) else ExitCode.OK
 
 
 def run_serve(
@@ -260,10 +309,12 @@ def run_serve(
     *,
     started: Callable[[], None] = lambda: None,
     printer: FramePrinter | None = None,
+    recorder: JournalRecorder | None = None,
 ) -> ExitCode:
-    """Serve until SIGINT or SIGTERM, or until the reader of the printed frames goes away (exit 0); ``started``
-    is called once listening. Raise :class:`RelayError` when the emulator cannot listen."""
-    return asyncio.run(_serve(emulator, status, started, printer))
+    """Serve until SIGINT or SIGTERM, until the reader of the printed frames goes away (exit 0), or until the
+    recording fails (exit 1); ``started`` is called once listening. Raise :class:`RelayError` when the emulator
+    cannot listen."""
+    return asyncio.run(_serve(emulator, status, started, printer, recorder))
 
 
 # -- relay call, relay message: asking a running relay serve ------------------------------------------------

@@ -22,6 +22,7 @@ import orjson
 from relay_cli import protocol
 from relay_cli.errors import RelayError
 from relay_cli.event import InvalidEvent
+from relay_cli.pipeline.recording import FRAME_KEY, read_frame
 
 __all__ = [
     "MAX_LINE",
@@ -39,8 +40,9 @@ __all__ = [
 ]
 
 STDIN = "-"
-MAX_LINE = protocol.MAX_FRAME
-"""The longest line read: no event can be longer than a frame, and a line that never ends must not fill memory."""
+MAX_LINE = protocol.MAX_FRAME + 4096
+"""The longest line read: no event can be longer than a frame, a two-way recording's line is a frame and its
+``"_relay"`` key, and a line that never ends must not fill memory."""
 _TOO_LONG = f"line longer than {MAX_LINE >> 20} MiB"
 _FRAME_KEYS = ("jsonrpc", "method")
 _WHITESPACE = b" \t\r\n"
@@ -374,16 +376,25 @@ def to_event(value: Any) -> tuple[Any, str | None]:
     """Split a JSON value into (event payload, None), or (None, what the value is instead).
 
     A ``signalwire.event`` frame gives its ``params``; any other JSON-RPC frame is named for what it is
-    (a connect result, a ping, an error) so it is never mistaken for an empty event. Anything else is
-    returned as the payload, for ``parse_event`` to accept or reject with its own message.
+    (a connect result, a ping, an error) so it is never mistaken for an empty event. So is a frame of a
+    two-way recording that is not JSON-RPC (a line with a valid ``"_relay"`` key): the recording is right to
+    hold it, whatever the app sent. Anything else is returned as the payload, for ``parse_event`` to accept or
+    reject with its own message.
     """
     if value.__class__ is not dict or not (
         "jsonrpc" in value or "method" in value or ("id" in value and ("result" in value or "error" in value))
     ):
+        if value.__class__ is dict and FRAME_KEY in value:
+            note = _recorded(value)
+            if note is not None:
+                return None, note
         return value, None
     try:
         kind = protocol.classify(value)
     except protocol.FrameError as exc:
+        note = _recorded(value, f": {exc}") if FRAME_KEY in value else None
+        if note is not None:
+            return None, note
         raise InvalidEvent(f"not a JSON-RPC frame: {exc}") from None
     if kind is protocol.Kind.EVENT:
         params = value.get("params")
@@ -391,3 +402,20 @@ def to_event(value: Any) -> tuple[Any, str | None]:
             raise InvalidEvent("a signalwire.event frame whose params is not an object")
         return params, None
     return None, protocol.describe(value)
+
+
+def _recorded(value: dict[str, Any], why: str = "") -> str | None:
+    """What a two-way recording's frame that is not JSON-RPC is; None when ``value`` is no frame record."""
+    frame = read_frame(value)
+    if frame is None:
+        return None
+    direction, _, connection, raw, text = frame
+    where = f" ({direction}, connection {connection})"
+    if not text:
+        return f"a binary frame, not JSON-RPC{where}"
+    if "raw" in value[FRAME_KEY]:  # not a JSON object, or one holding a "_relay" key of its own
+        try:
+            return protocol.describe(orjson.loads(raw)) + where
+        except (orjson.JSONDecodeError, protocol.FrameError):
+            pass
+    return f"a frame that is not JSON-RPC{why}{where}"

@@ -1,9 +1,14 @@
-"""Recording events to JSON Lines: one payload a line, written through at once, secrets redacted.
+"""Recordings in JSON Lines, written through at once, secrets redacted: events, or frames both ways.
 
-Each line is handed to the kernel as soon as the event arrives, in one ``write(2)``, so a recorder
-killed at any moment leaves every earlier event on disk and at worst one partial last line, which the
-reader tolerates. Appending to such a file first ends that fragment with a newline, so it stays one bad
-line and the next event is whole. A recording is valid input to ``relay parse``, ``relay replay`` and ``jq``.
+``relay tail --record`` keeps event payloads, one a line (:class:`Recorder`). ``relay serve --record`` (and the
+proxy) keep every frame both ways (:class:`FrameRecorder`), each line the frame as it crossed the wire plus one key,
+``"_relay": {"dir": "app>relay" | "relay>app", "t": <epoch seconds>, "conn": N}``: a line stays a RELAY frame,
+so the readers of event recordings read these too, and :func:`read_frame` gives each frame back.
+
+Each line is handed to the kernel as soon as it is made, in one ``write(2)`` (a burst of frames: one for the
+burst), so a recorder killed at any moment leaves every earlier line on disk and at worst one partial last line,
+which the reader tolerates. Appending to such a file first ends that fragment with a newline, so it stays one bad
+line and the next one is whole. A recording is valid input to ``relay parse``, ``relay replay`` and ``jq``.
 """
 
 from __future__ import annotations
@@ -11,33 +16,46 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from relay_cli import protocol
 from relay_cli.errors import RelayError
+from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP
 
-__all__ = ["Recorder", "RecordingError"]
+__all__ = ["FRAME_KEY", "FrameRecorder", "Recorder", "RecordingError", "frame_line", "read_frame"]
+
+FRAME_KEY = "_relay"
+"""The key a two-way recording adds to each frame: where and when it crossed the wire."""
 
 _FLAGS = os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+_WHITESPACE = b" \t\r\n"
+_ENCODER_DEPTH = 254
+"""orjson encodes values nested this deep at most, but decodes deeper ones: a frame with more containers than this
+might not be encoded again by :func:`read_frame`, so it is looked at before it is recorded as it came."""
+_DIRECTIONS = (APP_TO_RELAY, RELAY_TO_APP)
+_HEADS = {d: orjson.dumps({"dir": d})[:-1] + b',"t":' for d in _DIRECTIONS}
+_NOT_JSON = object()
 
 
 class RecordingError(RelayError):
     """The recording file cannot be opened or written; the message names the file."""
 
 
-class Recorder:
-    """Appends payloads to a file of mode 0600 (events carry phone numbers and message bodies).
+class _AppendFile:
+    """A recording file: mode 0600 (frames and events carry phone numbers and message bodies), appended to.
 
-    The path must not be a symbolic link: a link planted where a recording is expected would send the
-    events, and the mode change, to a file of the planter's choosing. An existing regular file is made
-    0600 through the open descriptor, so it is the file written to that changes, whatever the path does.
+    The path must not be a symbolic link: a link planted where a recording is expected would send the lines, and
+    the mode change, to a file of the planter's choosing. An existing regular file is made 0600 through the open
+    descriptor, so it is the file written to that changes, whatever the path does.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.lines = 0
+        """Lines written."""
         self._fd = -1
         try:
             self._fd, readable = _open(path)
@@ -57,26 +75,150 @@ class Recorder:
                 raise RecordingError(f"cannot record to {path}: it is a symbolic link; give the file itself") from None
             raise RecordingError(f"cannot record to {path}: {exc.strerror or exc}") from None
 
-    def write(self, payload: dict[str, Any], data: bytes | None = None) -> None:
-        payload, data = protocol.without_secrets(payload, data)
-        line = data if data is not None else orjson.dumps(payload)
-        if not line.endswith(b"\n"):
-            line += b"\n"
+    def _append(self, data: bytes, lines: int) -> None:
+        """Whole lines, in one ``write(2)``."""
         try:
-            self._write(line)
+            self._write(data)
         except OSError as exc:
             raise RecordingError(f"cannot write to {self.path}: {exc.strerror or exc}") from None
-        self.lines += 1
+        self.lines += lines
 
-    def _write(self, line: bytes) -> None:
-        """One ``write(2)`` a line; only a short write (a disk filling up) takes more."""
-        while line:
-            line = line[os.write(self._fd, line) :]
+    def _write(self, data: bytes) -> None:
+        """One ``write(2)``; only a short write (a disk filling up) takes more."""
+        while data:
+            data = data[os.write(self._fd, data) :]
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+class Recorder(_AppendFile):
+    """Appends event payloads, one a line (``relay tail --record``)."""
+
+    def write(self, payload: dict[str, Any], data: bytes | None = None) -> None:
+        payload, data = protocol.without_secrets(payload, data)
+        line = data if data is not None else orjson.dumps(payload)
+        if not line.endswith(b"\n"):
+            line += b"\n"
+        self._append(line, 1)
+
+
+class FrameRecorder(_AppendFile):
+    """Appends frames both ways, a :func:`frame_line` each (``relay serve --record``, ``relay proxy --record``)."""
+
+    def write(self, direction: str, at: float, connection: int, raw: bytes, text: bool = True) -> None:
+        self._append(frame_line(direction, at, connection, raw, text), 1)
+
+    def write_many(self, direction: str, at: float, connection: int, raws: Sequence[bytes], text: bool = True) -> None:
+        """Frames that crossed together (a burst of events sent in one write): one ``write(2)`` for them all."""
+        if raws:
+            self._append(b"".join([frame_line(direction, at, connection, raw, text) for raw in raws]), len(raws))
+
+
+def frame_line(direction: str, at: float, connection: int, raw: bytes, text: bool = True) -> bytes:
+    """One line: the frame as it crossed the wire with ``,"_relay":{"dir":D,"t":T,"conn":N}`` spliced before its
+    closing brace (a JSON object on one line with no secret), else the decoded object re-encoded with secrets
+    redacted plus ``"_relay"``; a frame that is not a JSON object: ``{"_relay":{...,"raw":"<redacted text>"}}``
+    (binary: ``"binary": true`` too). Always one valid JSON object and ``"\\n"``.
+
+    A JSON object already holding a ``"_relay"`` key is recorded as ``raw`` text too, so that key is not lost or
+    doubled. A binary frame's text is redacted as a text frame's would be. A frame over
+    :data:`~relay_cli.protocol.MAX_FRAME` (or one that would take far more memory decoded than its size) is not
+    decoded: it is recorded as ``raw`` text, the string values of its secret keys redacted in the text.
+    """
+    head = _HEADS.get(direction) or orjson.dumps({"dir": direction})[:-1] + b',"t":'
+    meta = (head, orjson.dumps(at), b',"conn":', b"%d" % connection)
+    value: Any = _NOT_JSON
+    exact = False  # ``value`` was decoded from ``raw`` itself, not from its text with bad bytes replaced
+    if len(raw) <= protocol.MAX_FRAME and not protocol.too_many_containers(raw):
+        try:
+            value = orjson.loads(raw)
+            exact = True
+        except orjson.JSONDecodeError:
+            value = _decoded_text(raw)
+        if text and value.__class__ is dict and FRAME_KEY not in value and (not exact or _encodable(raw, value)):
+            try:
+                clean = protocol.redact(value) if not exact or _may_hold_secret(raw) else value
+                body = raw.strip(_WHITESPACE) if exact and clean is value else b""
+                if not body or b"\n" in body:
+                    body = orjson.dumps(clean)
+            except (orjson.JSONEncodeError, RecursionError):
+                pass  # nested too deeply to be encoded again: kept as text
+            else:
+                return b"".join((body[:-1], b"," if value else b"", b'"_relay":', *meta, b"}}\n"))
+    shown = orjson.dumps(_shown(raw, value, exact))
+    return b"".join((b'{"_relay":', *meta, b',"raw":', shown, b"}}\n" if text else b',"binary":true}}\n'))
+
+
+def _decoded_text(raw: bytes) -> Any:
+    """A frame that is JSON but for bytes that are not UTF-8, decoded with those replaced; else ``_NOT_JSON``."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        try:
+            return orjson.loads(raw.decode("utf-8", "replace"))
+        except orjson.JSONDecodeError:
+            pass
+    return _NOT_JSON
+
+
+def _may_hold_secret(raw: bytes) -> bool:
+    """:func:`~relay_cli.protocol.may_hold_secret`, and an escape, which can spell a secret key (``"\\u0074oken"``)
+    that a search of the bytes would miss."""
+    return protocol.may_hold_secret(raw) or b"\\u" in raw
+
+
+def _encodable(raw: bytes, value: Any) -> bool:
+    """Whether a decoded frame can be encoded again: only one with enough containers can nest too deeply."""
+    if raw.count(b"[") + raw.count(b"{") <= _ENCODER_DEPTH:
+        return True
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return False
+    return True
+
+
+def _shown(raw: bytes, value: Any, exact: bool) -> str:
+    """The ``raw`` text of a frame that is not recorded as an object: as it came when it is JSON with no secret;
+    else redacted, by walking the value when it decoded, else by searching the text."""
+    if value is not _NOT_JSON:
+        if exact and not _may_hold_secret(raw):
+            return raw.decode()
+        try:
+            return orjson.dumps(protocol.redact(value)).decode()
+        except (orjson.JSONEncodeError, RecursionError):
+            pass
+    return protocol.redact_text(raw.decode("utf-8", "replace"))
+
+
+def read_frame(value: Any) -> tuple[str, float, int, bytes, bool] | None:
+    """A recorded line's ``(direction, at, connection, raw, text)``: ``raw`` re-encoded without ``"_relay"`` (or
+    the recorded ``"raw"`` text); None for a line that is not a frame record (no valid ``"_relay"``), or whose frame
+    cannot be encoded again (nested deeper than the encoder goes: :func:`frame_line` records such a frame as text).
+    """
+    if value.__class__ is not dict:
+        return None
+    meta = value.get(FRAME_KEY)
+    if meta.__class__ is not dict:
+        return None
+    direction, at, connection = meta.get("dir"), meta.get("t"), meta.get("conn")
+    if direction not in _DIRECTIONS or (at.__class__ is not float and at.__class__ is not int):
+        return None
+    if connection.__class__ is not int:
+        return None
+    if "raw" in meta:
+        shown = meta["raw"]
+        if shown.__class__ is not str:
+            return None
+        return direction, float(at), connection, shown.encode("utf-8", "replace"), meta.get("binary") is not True
+    try:
+        raw = orjson.dumps({k: v for k, v in value.items() if k != FRAME_KEY})
+    except orjson.JSONEncodeError:
+        return None
+    return direction, float(at), connection, raw, True
 
 
 def _open(path: str) -> tuple[int, bool]:
@@ -89,7 +231,7 @@ def _open(path: str) -> tuple[int, bool]:
 
 def _private(fd: int, path: str) -> None:
     """Make an existing recording 0600, as a new one is, rather than refuse it: the user asked to append
-    to it, and from now on the events it gains are private. A file relay may not chmod is refused."""
+    to it, and from now on the lines it gains are private. A file relay may not chmod is refused."""
     try:
         os.fchmod(fd, 0o600)
     except OSError as exc:

@@ -30,6 +30,7 @@ from relay_cli.pipeline.reader import (
     unencodable,
     where,
 )
+from relay_cli.pipeline.recording import FRAME_KEY
 from relay_cli.pipeline.stages import Pipeline, without_gc
 
 __all__ = ["SPAN_BYTES", "Pacer", "ReplayStats", "Report", "default_jobs", "load", "replay", "replay_source"]
@@ -230,6 +231,7 @@ def replay_source(
             and "jsonrpc" not in value
             and "method" not in value
             and "id" not in value
+            and FRAME_KEY not in value
             and value.get("event_type", "").__class__ is str
             and value.get("params", value).__class__ is dict
         ):
