@@ -28,6 +28,7 @@ EMULATOR_CORE = tuple(
     )
 )  # sans-I/O: unit-tested without a socket
 NETWORK = ("relay_cli.burst", "relay_cli.session", "relay_cli.proxy", "relay_cli.certs", "relay_cli.emulator")
+TESTING = ("relay_cli.testing",)  # the pytest plugin: runs the emulator in a test's process
 EDGE = ("relay_cli.cli", "relay_cli.run", "relay_cli.terminal", "relay_cli.outbuf", "relay_cli.__main__")
 
 IO = frozenset({"asyncio", "websockets", "ssl", "socket", "threading", "selectors"})
@@ -60,6 +61,7 @@ LAYERS = (
     Layer("emulator core", EMULATOR_CORE, CORE, frozenset({"orjson"}), IO | EDGE_ONLY),
     Layer("network", NETWORK, CORE, frozenset({"orjson", "websockets", "h11", "cryptography"}), EDGE_ONLY),
     Layer("edge", EDGE, ("relay_cli",), frozenset({"orjson", "websockets", "typer", "click", "rich"})),
+    Layer("testing", TESTING, ("relay_cli",), frozenset({"orjson", "websockets", "pytest", "_pytest"})),
 )
 EXCEPTIONS = {
     # Worker processes are forked by the replay itself and must ignore the terminal's signals.
