@@ -206,4 +206,4 @@ def test_pending_requests_are_bounded() -> None:
     view = plain()
     for i in range(12_000):
         view(APP_TO_RELAY, T0, "c", Kind.REQUEST, orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "calling.x"}))
-    assert len(view._pending) <= 10_000
+    assert len(view.conversation) <= 10_000

@@ -27,7 +27,7 @@ from typing import Any, Final, Literal
 
 from relay_cli.errors import UsageError
 from relay_cli.event import EVENT_CLASS_MAP
-from relay_cli.protocol import PROTOCOL_EVENT_TYPES
+from relay_cli.protocol import APP_TO_RELAY, PROTOCOL_EVENT_TYPES, RELAY_TO_APP, Kind
 
 __all__ = [
     "CACHE_SIZE",
@@ -38,6 +38,7 @@ __all__ = [
     "Condition",
     "EventFilter",
     "FilterError",
+    "FrameFilter",
     "Op",
     "call_ids",
     "parse_where",
@@ -643,3 +644,106 @@ class EventFilter:
                         self._on_ambiguous(prefix, [first, cid])
                     raise AmbiguousCallId(prefix, [first, cid])
         self._matched.add(cid)
+
+
+_DIRECTIONS: Final = {
+    APP_TO_RELAY: APP_TO_RELAY,
+    RELAY_TO_APP: RELAY_TO_APP,
+    "app": APP_TO_RELAY,
+    "relay": RELAY_TO_APP,
+}
+_ANSWERS: Final = (Kind.RESULT, Kind.ERROR)
+
+
+def _direction(value: str | None) -> str | None:
+    if value is None:
+        return None
+    found = _DIRECTIONS.get(value.strip().lower())
+    if found is None:
+        raise FilterError(f"--direction {_quote(value)}: expected {APP_TO_RELAY} (or app) or {RELAY_TO_APP} (or relay)")
+    return found
+
+
+class FrameFilter:
+    """Decides, per frame of a conversation both ways, whether it is shown (``relay proxy``, ``replay --frames``).
+
+    Two kinds of selector: `methods` globs select requests (an event counts as method ``signalwire.event``) and
+    `types` globs and `where` conditions select events (as `EventFilter` does); a frame is shown when a selector
+    of its kind selects it, and given selectors of only one kind, frames of the other kind are hidden. Answers
+    follow their request: a result or error is shown when what it answers was (see `accepts_answer`). `exclude`
+    (event types) and `call_id` (a request's ``params.call_id``, an event's ids as `call_ids` finds them) narrow
+    everything, and so does `direction` (``app>relay`` or ``relay>app``; ``app`` and ``relay`` for short).
+    A frame that is not JSON-RPC is flagged, not selected: only `direction` hides it.
+
+    The event tests are `EventFilter`'s own (one copy of the globs, the call-id prefixes and `--where`), so a
+    `--call-id` prefix matching two ids raises `AmbiguousCallId` here as there. `warnings` are theirs.
+    """
+
+    __slots__ = ("_by_event", "_by_method", "_calls", "_direction", "_exclude", "_methods", "active", "warnings")
+
+    def __init__(
+        self,
+        *,
+        types: str | Sequence[str] = (),
+        exclude: str | Sequence[str] = (),
+        call_id: str | Sequence[str] | None = None,
+        where: str | Sequence[str] = (),
+        methods: str | Sequence[str] = (),
+        direction: str | None = None,
+        on_ambiguous: Callable[[str, list[str]], None] | None = None,
+    ) -> None:
+        self._direction = _direction(direction)
+        method_globs = _as_tuple(methods)
+        for glob in method_globs:
+            if not glob.strip():
+                raise FilterError(
+                    f"--method {_quote(glob)}: empty pattern; give a method or a glob such as 'calling.*'"
+                )
+        self._methods = _globs("--method", method_globs)
+        select = EventFilter(types=types, where=where)
+        narrow = EventFilter(exclude=exclude)
+        calls = EventFilter(call_id=call_id, on_ambiguous=on_ambiguous)
+        self._by_event = select.predicate if select.active else None
+        self._by_method = self._methods is not None
+        self._exclude = narrow.predicate if narrow.active else None
+        self._calls = calls.predicate if calls.active else None
+        self.active: bool = (
+            select.active or narrow.active or calls.active or self._by_method or self._direction is not None
+        )
+        self.warnings: tuple[str, ...] = select.warnings + narrow.warnings + calls.warnings
+
+    def accepts(self, direction: str, kind: Kind | None, frame: Any) -> bool:
+        """A request, an event or a frame that is not JSON-RPC (``kind`` None); answers: `accepts_answer`."""
+        if self._direction is not None and direction != self._direction:
+            return False
+        if kind is None or kind in _ANSWERS:
+            return kind is None or self.accepts_answer(direction, None)
+        if kind is Kind.EVENT:
+            payload = frame.get("params") if isinstance(frame, dict) else None
+            if not isinstance(payload, dict):
+                payload = {}
+            if self._by_event is not None:
+                selected = self._by_event(payload) or (self._by_method and self._method(Kind.EVENT.value))
+            else:
+                selected = not self._by_method or self._method(Kind.EVENT.value)
+            if not selected or (self._exclude is not None and not self._exclude(payload)):
+                return False
+            return self._calls is None or self._calls(payload)
+        if self._by_event is not None and not self._by_method:
+            return False
+        method = frame.get("method") if isinstance(frame, dict) else None
+        if self._by_method and not self._method(method if isinstance(method, str) else ""):
+            return False
+        return self._calls is None or self._calls(frame if isinstance(frame, dict) else {})
+
+    def accepts_answer(self, direction: str, request: bool | None) -> bool:
+        """A result or an error: ``request`` is whether what it answers was shown (None: no request seen, shown
+        only when nothing but `direction` is filtered)."""
+        if self._direction is not None and direction != self._direction:
+            return False
+        if request is None:
+            return self._by_event is None and not self._by_method and self._exclude is None and self._calls is None
+        return request
+
+    def _method(self, method: str) -> bool:
+        return self._methods is not None and self._methods.match(method) is not None

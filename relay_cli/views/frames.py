@@ -17,8 +17,8 @@ not JSON-RPC is ``"frame": null`` with its text in ``"raw"``. Secrets are redact
 
 from __future__ import annotations
 
+import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -26,39 +26,223 @@ import orjson
 
 from relay_cli import protocol
 from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, FrameRecord, Kind
+from relay_cli.views.conversation import Conversation, Exchange
 from relay_cli.views.printers import Format, fit, make_printer
 from relay_cli.views.text import ALERT, Style, call_sgr, escape, excerpt, family_sgr, join, s, short, terminal_json
 
-__all__ = ["ARROWS", "ASCII_ARROWS", "FrameView"]
+__all__ = ["ARROWS", "ASCII_ARROWS", "FrameLines", "FrameRecords", "FrameView", "millis"]
 
 ARROWS: Final = {APP_TO_RELAY: "→", RELAY_TO_APP: "←"}
 ASCII_ARROWS: Final = {APP_TO_RELAY: "->", RELAY_TO_APP: "<-"}
 """The direction marks: the app on the left, RELAY on the right."""
 
-_PENDING: Final = 10_000
-"""Requests awaiting their result, kept for pairing; beyond it the oldest are forgotten (a peer that never
-answers must not grow memory)."""
 _CONNECTIONS: Final = 10_000
 """Connection ids remembered with their numbers; a forgotten one that speaks again gets a new number."""
 _NAME_WIDTH: Final = 24
 _PREFIX_CELLS: Final = 13 + 4 + 2
 """Clock, connection (``#1`` padded to 3 and a space), mark and space: what the event printer is not told of."""
-_QUIET: Final = frozenset({Kind.PING.value, Kind.EVENT.value})
-"""Requests whose empty results (pongs, ACKs) are shown only when verbose; pings too."""
+_QUIET: Final = (Kind.PING, Kind.EVENT)
+"""Requests whose answers (pongs, empty or not; ACKs) are shown only when verbose; pings too."""
+_CELLS: Final = 1024
+"""Name and call cells kept ready-made; past it the table starts again (names come from the wire)."""
+_CACHED: Final = 64
+"""Only names and ids this short are kept: a name is as long as the peer made it."""
+_UNDECODED: Final = object()
+_EVENT: Final = Kind.EVENT
+_RESULT: Final = Kind.RESULT
+_ERROR: Final = Kind.ERROR
+_PING: Final = Kind.PING
+_CONNECT: Final = Kind.CONNECT
+"""Kinds as module constants: an enum member looked up on its class costs 70 ns, on every frame."""
 
 
-class _Pending:
-    """A request seen, awaiting its result: what the result line is to say of it."""
+class FrameRecords:
+    """The ``json`` form: ``{"dir", "t", "conn", "frame"}`` per frame, secrets redacted, one line each.
 
-    __slots__ = ("call", "method", "quiet", "time")
+    A frame that is JSON-RPC, on one line and with no key that could hold a secret is spliced in as it crossed the
+    wire; otherwise its decoded value (``frame``, when the caller has it, so nothing is decoded twice) is
+    redacted and re-encoded. A frame that is not JSON-RPC is ``"frame": null`` with its text in ``"raw"``.
+    """
 
-    def __init__(self, method: str, call: str, at: float, quiet: bool) -> None:
-        self.method = method
-        """The method, or for an event the event type its ACK acknowledges."""
-        self.call = call
-        self.time = at
-        self.quiet = quiet
-        """An event or a ping: its empty result (the ACK, the pong) is shown only when verbose."""
+    __slots__ = ("_heads", "_tails", "terminal")
+
+    def __init__(self, terminal: bool = False) -> None:
+        self.terminal = terminal
+        self._heads: dict[str, bytes] = {}
+        self._tails: dict[int, bytes] = {}
+
+    def __call__(
+        self, direction: str, at: float, number: int, kind: Kind | None, raw: bytes, frame: Any = _UNDECODED
+    ) -> bytes:
+        head = self._heads.get(direction)
+        if head is None:
+            head = self._heads[direction] = orjson.dumps({"dir": direction})[:-1] + b',"t":'
+        tail = self._tails.get(number)
+        if tail is None:
+            if len(self._tails) >= _CELLS:
+                self._tails.clear()
+            tail = self._tails[number] = b',"conn":' + str(number).encode()
+        body = None
+        if kind is not None:
+            if b"\n" not in raw and not protocol.may_hold_secret(raw):
+                body = raw  # as it crossed the wire: valid JSON, on one line, nothing to redact
+            else:
+                try:
+                    body = orjson.dumps(protocol.redact(orjson.loads(raw) if frame is _UNDECODED else frame))
+                except (orjson.JSONDecodeError, TypeError):
+                    body = None
+        if body is not None:
+            line = b"".join((head, orjson.dumps(at), tail, b',"frame":', body, b"}\n"))
+        else:
+            text = protocol.redact_text(raw.decode("utf-8", "replace"))
+            line = b"".join((head, orjson.dumps(at), tail, b',"frame":null,"raw":', orjson.dumps(text), b"}\n"))
+        return terminal_json(line) if self.terminal else line
+
+
+class FrameLines:
+    """The pretty line of one :class:`~relay_cli.views.conversation.Exchange`: ``clock #conn mark name call detail``.
+
+    ``verbose`` shows ACKs, pings and pongs too; ``width`` fits lines to a terminal's; ``ascii`` uses ``->``/``<-``
+    for the marks. ``reserve`` keeps that many cells free at the end of an event's line, for what a caller adds
+    there (the proxy's ACK latency); ``problems`` says why a frame that is not JSON-RPC is flagged.
+    """
+
+    def __init__(
+        self,
+        style: Style,
+        *,
+        verbose: bool = False,
+        width: int | None = None,
+        ascii: bool = False,
+        reserve: int = 0,
+        problems: bool = False,
+    ) -> None:
+        self.style = style
+        self.verbose = verbose
+        self.width = width
+        self.problems = problems
+        self._marks = ASCII_ARROWS if ascii else ARROWS
+        self._alert = style.code(ALERT)
+        self._reset = style.reset
+        self._dim = style.dim
+        room = None if width is None else max(width - _PREFIX_CELLS - reserve, 20)
+        printer = make_printer(Format.pretty, style, width=room)
+        assert printer is not None
+        self._event_line = printer
+        self._second = math.nan
+        self._second_text = ""
+        self._names: dict[tuple[str, str | None], str] = {}
+        self._calls: dict[str, str] = {}
+
+    def __call__(self, ex: Exchange) -> bytes:
+        """The line, or ``b""`` for a frame left out (an ACK, ping or pong when not verbose)."""
+        kind = ex.kind
+        prefix = f"{self.clock(ex.time)} #{ex.connection:<2} {self._marks.get(ex.direction, '?')} "
+        if kind is None:
+            return self._flagged(prefix, ex)
+        if kind is _RESULT or kind is _ERROR:
+            return self._reply(prefix, ex)
+        params = ex.frame.get("params")
+        if params.__class__ is not dict:
+            params = {}
+        if kind is _EVENT:
+            event = self._event_line(params, None, None)
+            _, _, rest = event.partition(b" ")  # the event's own clock: the frame's is shown instead
+            return prefix.encode() + rest
+        method = ex.method
+        if kind is _PING and not self.verbose:
+            return b""
+        detail = _request_detail(method, params)
+        return self._finish(prefix, self._name(method), self._call(ex.call), self._fitted(detail, ""))
+
+    def _flagged(self, prefix: str, ex: Exchange) -> bytes:
+        name = self._name("(not JSON-RPC)", ALERT)
+        raw = ex.raw
+        if not self.problems:
+            what = escape(protocol.excerpt(raw, 120))
+        elif ex.problem == "binary frame":
+            what = f"binary frame ({len(raw)} bytes)"
+        else:
+            what = join(f"{ex.problem}:" if ex.problem else "", escape(protocol.excerpt(raw, 120)))
+        return self._finish(prefix, name, "", self._fitted(what, ""), alert=True)
+
+    def _reply(self, prefix: str, ex: Exchange) -> bytes:
+        asked = ex.asked
+        took = f" · {millis(ex.took)}" if ex.took is not None else ""
+        method = ex.method
+        call = ex.call
+        frame = ex.frame
+        if ex.kind is _ERROR:
+            err = frame.get("error")
+            err = err if isinstance(err, dict) else {}
+            detail = join("error", s(err.get("code")), s(err.get("message")))
+            return self._finish(
+                prefix, self._name(method or "error"), self._call(call), self._fitted(detail, took), alert=True
+            )
+        value = frame.get("result")
+        value = value if isinstance(value, dict) else {}
+        pong = asked is not None and asked.kind is _PING  # RELAY's pong carries a timestamp: still a pong
+        if pong or (not value and (asked is None or asked.kind in _QUIET)):
+            if not self.verbose:
+                return b""
+            detail = "pong" if pong else "ack"
+            return self._finish(
+                prefix, self._name(method or "result", "2"), self._call(call), self._fitted(detail, took)
+            )
+        detail, ident, failed = _result_detail(value)
+        return self._finish(
+            prefix, self._name(method or "result"), self._call(call or ident), self._fitted(detail, took), alert=failed
+        )
+
+    def _finish(self, prefix: str, name: str, call: str, detail: str, *, alert: bool = False) -> bytes:
+        if alert and self.style.color:
+            detail = f"{self._alert}{detail}{self._reset}"
+        return f"{prefix}{name}{call}{detail}".rstrip(" ").encode() + b"\n"
+
+    def clock(self, at: float) -> str:
+        """``HH:MM:SS.mmm`` in local time, dimmed; the second's text is worked out once per second."""
+        try:
+            second = math.floor(at)
+            if second != self._second:
+                self._second_text = time.strftime("%H:%M:%S", time.localtime(at))
+                self._second = second
+        except (OverflowError, OSError, ValueError):
+            return f"{self._dim}--:--:--.---{self._reset}"
+        return f"{self._dim}{self._second_text}.{int(at * 1000) % 1000:03d}{self._reset}"
+
+    def _name(self, name: str, sgr: str | None = None) -> str:
+        key = (name, sgr)
+        cell = self._names.get(key)
+        if cell is not None:
+            return cell
+        shown = escape(name) or "-"
+        if len(shown) > _NAME_WIDTH and self.width is not None:
+            shown = shown[: _NAME_WIDTH - 1] + "…"
+        colour = self.style.code(sgr or family_sgr(name))
+        cell = f"{colour}{shown:<{_NAME_WIDTH}}{self._reset} "
+        if len(name) <= _CACHED:
+            if len(self._names) >= _CELLS:
+                self._names.clear()
+            self._names[key] = cell
+        return cell
+
+    def _call(self, call: str) -> str:
+        if not call:
+            return " " * 9
+        cell = self._calls.get(call)
+        if cell is None:
+            cell = f"{self.style.code(call_sgr(call))}{short(call):<8}{self._reset} "
+            if len(call) <= _CACHED:
+                if len(self._calls) >= _CELLS:
+                    self._calls.clear()
+                self._calls[call] = cell
+        return cell
+
+    def _fitted(self, detail: str, suffix: str) -> str:
+        if self.width is None:
+            return detail + suffix
+        room = self.width - _PREFIX_CELLS - _NAME_WIDTH - 1 - 9 - len(suffix)
+        return fit(detail, max(room, 1)) + suffix
 
 
 class FrameView:
@@ -84,174 +268,28 @@ class FrameView:
         self.verbose = verbose
         self.width = width
         self.terminal = terminal
-        self._marks = ASCII_ARROWS if ascii else ARROWS
         self.connection_number = protocol.ConnectionNumbers(_CONNECTIONS)
         """1, 2, 3... in order of first appearance."""
-        self._pending: OrderedDict[tuple[str, str, Any], _Pending] = OrderedDict()
-        self._alert = style.code(ALERT)
-        self._reset = style.reset
-        self._dim = style.dim
-        room = None if width is None else max(width - _PREFIX_CELLS, 20)
-        printer = make_printer(Format.pretty, style, width=room)
-        assert printer is not None
-        self._event_line = printer
-        self._json_heads: dict[str, bytes] = {}
-
-    # -- the public face ----------------------------------------------------------------------------------
+        self.conversation = Conversation()
+        """The pairing of results with requests (pretty lines only: JSON records need no pairs)."""
+        self._see = self.conversation.see
+        self._lines = FrameLines(style, verbose=verbose, width=width, ascii=ascii).__call__
+        self._records = FrameRecords(terminal).__call__
 
     def __call__(self, direction: str, at: float, connection: str, kind: Kind | None, raw: bytes) -> bytes:
         """``kind`` is what the frame was classified as (None: not JSON-RPC); only JSON records rely on it."""
         number = self.connection_number(connection)
         if self.json:
-            return self._record(direction, at, number, kind, raw)
-        frame: Any = None
-        try:
-            frame = orjson.loads(raw)
-            kind = protocol.classify(frame)
-        except (orjson.JSONDecodeError, protocol.FrameError):
-            kind = None
-        return self._line(direction, at, connection, number, kind, frame, raw)
+            return self._records(direction, at, number, kind, raw)
+        return self._lines(self._see(direction, at, number, raw))
 
     def record(self, rec: FrameRecord) -> bytes:
         """The same for a :class:`~relay_cli.protocol.FrameRecord` (a journal's or a proxy's)."""
         return self(rec.direction, rec.time, rec.connection, rec.kind, rec.raw)
 
-    # -- JSON records --------------------------------------------------------------------------------------
 
-    def _record(self, direction: str, at: float, number: int, kind: Kind | None, raw: bytes) -> bytes:
-        head = self._json_heads.get(direction)
-        if head is None:
-            head = self._json_heads[direction] = orjson.dumps({"dir": direction})[:-1] + b',"t":'
-        tail = b',"conn":' + str(number).encode()
-        body = None
-        if kind is not None:
-            if b"\n" not in raw and not protocol.may_hold_secret(raw):
-                body = raw  # as it crossed the wire: valid JSON, on one line, nothing to redact
-            else:
-                try:
-                    body = orjson.dumps(protocol.redact(orjson.loads(raw)))
-                except (orjson.JSONDecodeError, TypeError):
-                    body = None
-        if body is not None:
-            line = b"".join((head, orjson.dumps(at), tail, b',"frame":', body, b"}\n"))
-        else:
-            text = protocol.redact_text(raw.decode("utf-8", "replace"))
-            line = b"".join((head, orjson.dumps(at), tail, b',"frame":null,"raw":', orjson.dumps(text), b"}\n"))
-        return terminal_json(line) if self.terminal else line
-
-    # -- pretty lines --------------------------------------------------------------------------------------
-
-    def _line(
-        self, direction: str, at: float, connection: str, number: int, kind: Kind | None, frame: Any, raw: bytes
-    ) -> bytes:
-        prefix = f"{self._clock(at)} #{number:<2} {self._marks.get(direction, '?')} "
-        if kind is None:
-            what = protocol.excerpt(raw, 120)
-            name = self._name("(not JSON-RPC)", ALERT)
-            return self._finish(prefix, name, "", self._fitted(escape(what), ""), alert=True)
-        if kind is Kind.RESULT or kind is Kind.ERROR:
-            return self._reply(prefix, direction, at, connection, kind, frame)
-        method = frame["method"]
-        params = frame.get("params")
-        if params.__class__ is not dict:
-            params = {}
-        call_id = params.get("call_id")
-        call = call_id if call_id.__class__ is str else ""
-        if kind is Kind.EVENT:
-            event_type = params.get("event_type")
-            inner = params.get("params")
-            call_id = inner.get("call_id") if inner.__class__ is dict else None
-            call = call_id if call_id.__class__ is str else ""
-            self._remember(direction, at, connection, frame, event_type if event_type.__class__ is str else "", call)
-            event = self._event_line(params, None, None)
-            _, _, rest = event.partition(b" ")  # the event's own clock: the frame's is shown instead
-            return prefix.encode() + rest
-        self._remember(direction, at, connection, frame, method, call)
-        if method == Kind.PING.value and not self.verbose:
-            return b""
-        detail = _request_detail(method, params)
-        return self._finish(prefix, self._name(method), self._call(call), self._fitted(detail, ""))
-
-    def _reply(
-        self, prefix: str, direction: str, at: float, connection: str, kind: Kind, frame: dict[str, Any]
-    ) -> bytes:
-        asked = self._answered(direction, connection, frame.get("id"))
-        took = f" · {_millis(at - asked.time)}" if asked is not None else ""
-        method = asked.method if asked is not None else ""
-        call = asked.call if asked is not None else ""
-        if kind is Kind.ERROR:
-            err = frame.get("error")
-            err = err if isinstance(err, dict) else {}
-            detail = join("error", s(err.get("code")), s(err.get("message")))
-            return self._finish(
-                prefix, self._name(method or "error"), self._call(call), self._fitted(detail, took), alert=True
-            )
-        value = frame.get("result")
-        value = value if isinstance(value, dict) else {}
-        if not value and (asked is None or asked.quiet):
-            if not self.verbose:
-                return b""
-            detail = "pong" if method == Kind.PING.value else "ack"
-            return self._finish(
-                prefix, self._name(method or "result", "2"), self._call(call), self._fitted(detail, took)
-            )
-        detail, ident, failed = _result_detail(value)
-        return self._finish(
-            prefix, self._name(method or "result"), self._call(call or ident), self._fitted(detail, took), alert=failed
-        )
-
-    def _finish(self, prefix: str, name: str, call: str, detail: str, *, alert: bool = False) -> bytes:
-        if alert and self.style.color:
-            detail = f"{self._alert}{detail}{self._reset}"
-        return f"{prefix}{name}{call}{detail}".rstrip(" ").encode() + b"\n"
-
-    def _clock(self, at: float) -> str:
-        try:
-            second = time.strftime("%H:%M:%S", time.localtime(at))
-        except (OverflowError, OSError, ValueError):
-            return f"{self._dim}--:--:--.---{self._reset}"
-        return f"{self._dim}{second}.{int(at * 1000) % 1000:03d}{self._reset}"
-
-    def _name(self, name: str, sgr: str | None = None) -> str:
-        shown = escape(name) or "-"
-        if len(shown) > _NAME_WIDTH and self.width is not None:
-            shown = shown[: _NAME_WIDTH - 1] + "…"
-        colour = self.style.code(sgr or family_sgr(name))
-        return f"{colour}{shown:<{_NAME_WIDTH}}{self._reset} "
-
-    def _call(self, call: str) -> str:
-        if not call:
-            return " " * 9
-        return f"{self.style.code(call_sgr(call))}{short(call):<8}{self._reset} "
-
-    def _fitted(self, detail: str, suffix: str) -> str:
-        if self.width is None:
-            return detail + suffix
-        room = self.width - _PREFIX_CELLS - _NAME_WIDTH - 1 - 9 - len(suffix)
-        return fit(detail, max(room, 1)) + suffix
-
-    # -- pairing -------------------------------------------------------------------------------------------
-
-    def _remember(
-        self, direction: str, at: float, connection: str, frame: dict[str, Any], method: str, call: str
-    ) -> None:
-        """Keep a request for its result (JSON records need no pairs: only pretty lines come here)."""
-        fid = frame.get("id")
-        if fid.__class__ is not str and fid.__class__ is not int:
-            return
-        pending = self._pending
-        pending[(connection, direction, fid)] = _Pending(method, call, at, frame.get("method") in _QUIET)
-        if len(pending) > _PENDING:
-            pending.popitem(last=False)
-
-    def _answered(self, direction: str, connection: str, fid: Any) -> _Pending | None:
-        if fid.__class__ is not str and fid.__class__ is not int:
-            return None
-        asker = RELAY_TO_APP if direction == APP_TO_RELAY else APP_TO_RELAY
-        return self._pending.pop((connection, asker, fid), None)
-
-
-def _millis(seconds: float) -> str:
+def millis(seconds: float) -> str:
+    """A latency as ``0.4 ms``, ``12 ms`` or ``12.5 s``."""
     ms = max(seconds, 0.0) * 1000
     if ms < 10:
         return f"{ms:.1f} ms"
