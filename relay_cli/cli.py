@@ -263,16 +263,17 @@ def _spelled(ctx: typer.Context, name: str, value: str | None) -> str:
     return f"{param.opts[0]} {value}"
 
 
-def _endpoint(ctx: typer.Context, url: str | None, space: str | None) -> str:
+def _endpoint(ctx: typer.Context, url: str | None, space: str | None, url_option: str = "url") -> str:
     """The URL to dial, or a usage error naming the option it came from (its variable, when from the
-    environment: the user never typed the flag, and would look for it in vain)."""
+    environment: the user never typed the flag, and would look for it in vain). ``url_option`` is the name of
+    the command's URL option (``--url`` of tail, ``--upstream`` of proxy)."""
     from relay_cli.session import EndpointError, endpoint_url
 
     try:
         return endpoint_url(url=url, host=space)
     except EndpointError as exc:
-        name = "url" if exc.param == "url" else "space"
-        hint = " (or use --url)" if exc.scheme else ""
+        name = url_option if exc.param == "url" else "space"
+        hint = f" (or use --{url_option})" if exc.scheme else ""
         if _source(ctx, name) == "ENVIRONMENT":
             message = f"{_spelled(ctx, name, space)}: {exc.detail.lstrip(': ')}{hint}"
         else:
@@ -516,12 +517,36 @@ def tail(
         raise typer.Exit(ExitCode.FAILURE)
 
 
-class ServeFormat(StrEnum):
-    """``relay serve`` prints frames: one line each, one JSON record each, or none."""
+class FrameFormat(StrEnum):
+    """``relay serve`` and ``relay proxy`` print frames: one line each, one JSON record each, or none."""
 
     pretty = "pretty"
     json = "json"
     none = "none"
+
+
+def _frame_format(term: Terminal, fmt: FrameFormat | None, *, quiet: bool, verbose: bool) -> FrameFormat:
+    """What frames look like on stdout: as asked; none with -q; else pretty on a terminal, JSON when piped."""
+    shown = FrameFormat.none if quiet and fmt is None else fmt
+    shown = shown or (FrameFormat.pretty if term.stdout_tty else FrameFormat.json)
+    if verbose and shown is not FrameFormat.pretty:
+        how = f"--format {shown}" if fmt is not None else f"the format is {shown} (stdout is not a terminal)"
+        raise UsageError(f"--verbose adds ACKs and pings to pretty output, but {how}: add --format pretty, or drop -v")
+    return shown
+
+
+def _frame_view_options(term: Terminal, shown: FrameFormat, verbose: bool) -> dict[str, Any]:
+    """The options of a frame view (serve's, the proxy's) for this terminal."""
+    import sys
+
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    return {
+        "json": shown is FrameFormat.json,
+        "verbose": verbose,
+        "width": terminal_width(term.stdout_tty),
+        "terminal": term.stdout_tty,
+        "ascii": term.stdout_tty and encoding != "utf8",
+    }
 
 
 def _check_serve_options(
@@ -652,7 +677,7 @@ def serve(
         str | None, typer.Option("--replay", help="Send the events of this recording instead of demo traffic.")
     ] = None,
     fmt: Annotated[
-        ServeFormat | None,
+        FrameFormat | None,
         typer.Option(
             "--format",
             "-o",
@@ -688,7 +713,6 @@ def serve(
       relay serve --record session.jsonl                  # frames both ways kept; relay replay shows its events
     """
     import ssl
-    import sys
 
     from relay_cli.emulator import Emulator
     from relay_cli.emulator.sessions import Mode
@@ -702,11 +726,7 @@ def serve(
     term = _terminal(ctx, quiet=quiet)
     _check_serve_options(ctx, demo=demo, scripted=scripted, replay=replay, far_ends=far_ends, speed=speed)
     cport = _control_port(port, control_port)
-    shown = ServeFormat.none if quiet and fmt is None else fmt
-    shown = shown or (ServeFormat.pretty if term.stdout_tty else ServeFormat.json)
-    if verbose and shown is not ServeFormat.pretty:
-        how = f"--format {shown}" if fmt is not None else f"the format is {shown} (stdout is not a terminal)"
-        raise UsageError(f"--verbose adds ACKs and pings to pretty output, but {how}: add --format pretty, or drop -v")
+    shown = _frame_format(term, fmt, quiet=quiet, verbose=verbose)
     tls = None
     if certfile or keyfile:
         if not (certfile and keyfile):
@@ -748,18 +768,10 @@ def serve(
         emulator.core.far_ends = rules
     recording = FrameRecorder(record) if record else None
     printer = None
-    if shown is not ServeFormat.none:
+    if shown is not FrameFormat.none:
         blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): frames are left out of the display"
         output = OutBuffer(term.stdout.fileno(), on_full=lambda: term.warn(blocked))
-        encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
-        view = FrameView(
-            term.style(color),
-            json=shown is ServeFormat.json,
-            verbose=verbose,
-            width=terminal_width(term.stdout_tty),
-            terminal=term.stdout_tty,
-            ascii=term.stdout_tty and encoding != "utf8",
-        )
+        view = FrameView(term.style(color), **_frame_view_options(term, shown, verbose))
         printer = FramePrinter(view, output)
     recorder = None
     if recording is not None:
@@ -787,6 +799,241 @@ def serve(
             raise printer.error
         if printer.hidden:
             term.warn(f"{printer.hidden} frames not shown: stdout was blocked")
+    if code:
+        raise typer.Exit(code)
+
+
+MethodOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--method",
+        "-m",
+        help="Show only requests whose method matches this glob (calling.play*), with their results; events count"
+        " as signalwire.event; repeatable.",
+    ),
+]
+DirectionOption = Annotated[
+    str | None,
+    typer.Option("--direction", "-d", help="Only frames app>relay (or app) or relay>app (or relay)."),
+]
+DEFAULT_LISTEN = "127.0.0.1:8766"
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (what --listen means by every interface)
+
+
+def _listen_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``:PORT`` or ``PORT``, as --listen takes it."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        host, port_text = "", value
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535 or any(c.isspace() or c in "/@" for c in host):
+        raise UsageError(f"--listen {value!r}: give HOST:PORT, such as {DEFAULT_LISTEN} (port 0 picks a free one)")
+    return host, port
+
+
+def _loopback(host: str) -> bool:
+    from relay_cli.session import is_loopback_url
+
+    return is_loopback_url(f"ws://[{host}]" if ":" in host else f"ws://{host}")
+
+
+def _certificate_hosts(host: str) -> list[str]:
+    """The names an app may dial the proxy by: the listen address, and this machine's names when it is all of them."""
+    if host in _ANY_ADDRESS:
+        import socket
+
+        return ["127.0.0.1", "::1", "localhost", socket.gethostname()]
+    return [host, "127.0.0.1", "localhost"] if host in ("localhost", "127.0.0.1") else [host]
+
+
+def _same_address(url: str, host: str, port: int) -> bool:
+    """Whether ``url`` names the proxy's own listening address: forwarding there would loop forever."""
+    from urllib.parse import urlsplit
+
+    from relay_cli.session import is_loopback_url
+
+    parts = urlsplit(url)
+    their_port = parts.port or (443 if parts.scheme == "wss" else 80)
+    if their_port != port:
+        return False
+    local = host in _ANY_ADDRESS or _loopback(host)
+    return parts.hostname == host or (local and is_loopback_url(url))
+
+
+@app.command(epilog=EXIT_CODES)
+def proxy(
+    ctx: typer.Context,
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT where apps connect; port 0 picks a free one.")
+    ] = DEFAULT_LISTEN,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            "--space",
+            envvar="SIGNALWIRE_SPACE",
+            help="Forward to wss://SPACE, e.g. example.signalwire.com.",
+            show_default="relay.signalwire.com",
+        ),
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            "--upstream",
+            help="Forward to this ws:// (loopback only, such as a relay serve) or wss:// URL instead of the space.",
+        ),
+    ] = None,
+    upstream_ca_file: Annotated[
+        str | None,
+        typer.Option("--upstream-ca-file", help="CA bundle to trust for a wss:// upstream (default: the system's)."),
+    ] = None,
+    ca_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-dir",
+            help="Where relay's local CA is kept (made on first use; its key is private to you).",
+            show_default="relay's config directory, e.g. ~/.config/relay/ca",
+        ),
+    ] = None,
+    plain: Annotated[
+        bool,
+        typer.Option("--plain", help="Listen with ws:// instead of wss:// (loopback only), for clients that dial it."),
+    ] = False,
+    types: TypeOption = None,
+    exclude: ExcludeOption = None,
+    call_id: CallIdOption = None,
+    where: WhereOption = None,
+    method: MethodOption = None,
+    direction: DirectionOption = None,
+    fmt: Annotated[
+        FrameFormat | None,
+        typer.Option(
+            "--format",
+            "-o",
+            help="Frames on stdout: pretty (a line each), json (a record each), or none.",
+            show_default="pretty on a terminal, json when piped",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="pretty: also show ACKs, pings and pongs.")] = False,
+    record: Annotated[
+        str | None,
+        typer.Option("--record", help='Append every frame, both ways, to this JSONL file (a frame and its "_relay").'),
+    ] = None,
+    color: ColorOption = Color.auto,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="On stderr only the start lines, warnings and errors: no connections, no summary."
+        ),
+    ] = False,
+) -> None:
+    """Sit between an app and RELAY: forward its session unchanged, both ways, and show every frame.
+
+    The app needs no code change: point SIGNALWIRE_SPACE at the proxy and SIGNALWIRE_RELAY_CA_FILE at relay's
+    local CA (the proxy prints both lines to copy). Requests show their latency, events the app's ACK latency;
+    the filters of relay tail apply. Ctrl-C stops it with a summary on stderr.
+
+    Examples:
+      relay proxy                                         # to wss://$SIGNALWIRE_SPACE (or relay.signalwire.com)
+      relay proxy --upstream ws://127.0.0.1:8765          # to a local relay serve
+      relay proxy -m 'calling.*' --record app.jsonl       # call-control requests only; every frame recorded
+    """
+    import shlex
+    import ssl
+    from pathlib import Path
+
+    from relay_cli.certs import LocalCA
+    from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer
+    from relay_cli.pipeline.filters import FrameFilter
+    from relay_cli.pipeline.recording import FrameRecorder
+    from relay_cli.protocol import display_url
+    from relay_cli.proxy import Proxy
+    from relay_cli.run import ProxyWatch, run_proxy
+    from relay_cli.views.proxy import ProxyView
+
+    term = _terminal(ctx, quiet=quiet)
+    host, port = _listen_address(listen)
+    if upstream is not None and _source(ctx, "space") == "COMMANDLINE":
+        raise UsageError("--upstream and --space cannot be used together: --upstream names the endpoint itself")
+    target = _endpoint(ctx, upstream, None if upstream else space, url_option="upstream")
+    if _same_address(target, host, port):
+        given = _spelled(ctx, "space", space) if upstream is None else f"--upstream {upstream}"
+        raise UsageError(f"{given} is the proxy's own address ({listen}): it would forward to itself")
+    if plain:
+        if not _loopback(host):
+            raise UsageError(f"--plain listens without TLS: only on a loopback address, not {host}")
+        if ca_dir is not None:
+            raise UsageError("--ca-dir is for TLS toward the app: --plain listens without it")
+    upstream_tls = None
+    if upstream_ca_file is not None:
+        if not target.startswith("wss:"):
+            raise UsageError(f"--upstream-ca-file is for a wss:// upstream, not {target}")
+        try:
+            upstream_tls = ssl.create_default_context(cafile=upstream_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--upstream-ca-file {upstream_ca_file}: cannot load: {exc}") from None
+    accept = FrameFilter(
+        types=types or (),
+        exclude=exclude or (),
+        call_id=call_id,
+        where=where or (),
+        methods=method or (),
+        direction=direction,
+    )
+    for warning in accept.warnings:
+        term.warn(warning)
+    shown = _frame_format(term, fmt, quiet=False, verbose=verbose)
+    ca = None
+    tls = None
+    created = False
+    if not plain:
+        ca = LocalCA(Path(ca_dir) if ca_dir else Path(typer.get_app_dir("relay")) / "ca")
+        created = ca.ensure()
+        tls = ca.server_context(_certificate_hosts(host))
+    recorder = FrameRecorder(record) if record else None
+    output = None
+    if shown is not FrameFormat.none:
+        blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): frames are left out of the display"
+        output = OutBuffer(term.stdout.fileno(), on_full=lambda: term.warn(blocked))
+    view = ProxyView(term.style(color), accept=accept, **_frame_view_options(term, shown, verbose))
+    watch = ProxyWatch(view, output, recorder, term.status, term.warn)
+    server = Proxy(
+        target,
+        host=host,
+        port=port,
+        ssl=tls,
+        upstream_ssl=upstream_tls,
+        on_frame=watch.frame,
+        on_link=watch.link,
+    )
+
+    def started() -> None:
+        term.warn(f"proxy on {server.url} → {display_url(target)}")
+        if ca is None:
+            term.warn(f"point a client that takes a URL at {server.url}: SignalWire's SDKs dial wss:// only")
+            return
+        if created:
+            term.warn(f"made a local CA for relay proxy: {ca.cert_path} (trust it only for apps you run through relay)")
+        term.warn("run your app with:")
+        address = server.url.split("://", 1)[1]
+        term.say(f"SIGNALWIRE_SPACE={address}")
+        term.say(f"SIGNALWIRE_RELAY_CA_FILE={shlex.quote(str(ca.cert_path))}")
+
+    try:
+        code = run_proxy(server, watch, started=started)
+    finally:
+        watch.close()
+        if recorder is not None:
+            recorder.close()
+    if watch.error is not None:
+        raise watch.error
+    for line in view.stats.lines():
+        term.status(line)
+    if watch.hidden:
+        term.warn(f"{watch.hidden} frame lines not shown: stdout was blocked")
     if code:
         raise typer.Exit(code)
 

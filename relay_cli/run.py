@@ -30,7 +30,9 @@ from relay_cli.views.text import escape, short, with_reason
 
 if TYPE_CHECKING:
     from relay_cli.emulator import Emulator
+    from relay_cli.proxy import Link, Proxy
     from relay_cli.views.frames import FrameView
+    from relay_cli.views.proxy import ProxyView
 
 __all__ = [
     "ControlPlane",
@@ -38,8 +40,10 @@ __all__ = [
     "FramePrinter",
     "JournalRecorder",
     "LiveTail",
+    "ProxyWatch",
     "follow_call",
     "follow_message",
+    "run_proxy",
     "run_serve",
 ]
 
@@ -315,6 +319,138 @@ def run_serve(
     recording fails (exit 1); ``started`` is called once listening. Raise :class:`RelayError` when the emulator
     cannot listen."""
     return asyncio.run(_serve(emulator, status, started, printer, recorder))
+
+
+# -- relay proxy ---------------------------------------------------------------------------------------------
+
+TICK = 0.25
+"""Seconds between two looks for events whose ACK is overdue: a flagged line is at most this late."""
+
+
+class ProxyWatch:
+    """What ``relay proxy`` does with every frame it forwards and every connection it opens or ends.
+
+    The proxy calls :meth:`frame` on its hot path, just before it forwards the frame, so nothing here blocks or
+    raises. The frame is recorded first: one that reached the other side is on disk, whatever happens next.
+    Then it is shown through the view into an :class:`~relay_cli.outbuf.OutBuffer`: a stuck reader of stdout
+    leaves lines out (counted in :attr:`hidden`), and never stalls the app's session. What ends the run (a
+    recording that cannot be written, a failed or closed stdout, a ``--call-id`` prefix found to match two
+    calls) calls :attr:`on_end`, with the error kept in :attr:`error`.
+    """
+
+    def __init__(
+        self,
+        view: ProxyView,
+        output: OutBuffer | None,
+        recorder: FrameRecorder | None,
+        status: Callable[[str], None],
+        warn: Callable[[str], None],
+    ) -> None:
+        self.view = view
+        self.output = output
+        self.recorder = recorder
+        self.status = status
+        self.warn = warn
+        self.error: RelayError | None = None
+        self.hidden = 0
+        """Lines left out while stdout was blocked."""
+        self.on_end: Callable[[], None] = lambda: None
+        self._shown = output is not None
+
+    def frame(self, direction: str, at: float, connection: int, data: bytes, text: bool) -> None:
+        """Hot path: every frame, before it is forwarded."""
+        if self.recorder is not None:
+            try:
+                self.recorder.write(direction, at, connection, data, text)
+            except RecordingError as exc:
+                self.recorder = None
+                self._end(exc)
+        self._show(self.view.frame(direction, at, connection, data, text))
+        if self.view.error is not None and self.error is None:
+            self._end(self.view.error)
+
+    def link(self, link: Link) -> None:
+        """A connection opened, was refused its upstream, or closed: a status line, and the view is told."""
+        number = f"#{link.connection}"
+        if link.what == "open":
+            self.status(f"{number} app {link.peer} connected → {link.detail}")
+        elif link.what == "refused":
+            self.warn(f"{number} app {link.peer} turned away (HTTP 502): cannot reach RELAY: {link.detail}")
+        else:
+            code = f" ({link.code}{' ' + link.reason if link.reason else ''})" if link.code is not None else ""
+            self.status(f"{number} closed {link.detail}{code}")
+        self._show(self.view.link(link))
+
+    def tick(self) -> None:
+        """Flag the events whose ACK is overdue."""
+        self._show(self.view.tick(time.time()))
+
+    def close(self) -> None:
+        """Show what the view still holds, then write what is buffered: at most a second more."""
+        self._show(self.view.finish())
+        if self.output is not None:
+            self.output.close(limit=1.0)
+            if self.output.error is not None and self.error is None:
+                self.error = OutputError.of(self.output.error)
+
+    def _show(self, lines: bytes) -> None:
+        if not lines or not self._shown:
+            return
+        assert self.output is not None
+        try:
+            if not self.output.write(lines):
+                self.hidden += lines.count(b"\n")
+        except BrokenPipeError:  # the reader of stdout went away (relay proxy | head): a normal end
+            self._shown = False
+            self.on_end()
+        except OutputError as exc:
+            self._shown = False
+            self._end(exc)
+
+    def _end(self, error: RelayError) -> None:
+        if self.error is None:
+            self.error = error
+        self.on_end()
+
+
+async def _proxy(proxy: Proxy, watch: ProxyWatch, started: Callable[[], None]) -> ExitCode:
+    task = asyncio.current_task()
+    assert task is not None
+    ended: dict[str, ExitCode] = {}
+    restore = _on_signals(task, ended)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def end() -> None:
+        loop.call_soon_threadsafe(stop.set)  # from the proxy's callbacks, or from the output's writer thread
+
+    watch.on_end = end
+    if watch.output is not None:
+        watch.output.on_end = end
+    try:
+        async with proxy:
+            started()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TICK)
+                watch.tick()
+    except asyncio.CancelledError:
+        if "code" not in ended:
+            raise
+        task.uncancel()
+        return ended["code"]
+    except OSError as exc:
+        raise RelayError(f"cannot listen on {proxy.host}:{proxy.port}: {exc.strerror or exc}") from None
+    finally:
+        restore()
+    return ExitCode.FAILURE if watch.error is not None else ExitCode.OK
+
+
+def run_proxy(proxy: Proxy, watch: ProxyWatch, *, started: Callable[[], None] = lambda: None) -> ExitCode:
+    """Forward until SIGINT or SIGTERM (130, 143), until the reader of stdout goes away (0), or until the watch
+    fails (1; its error in ``watch.error``); ``started`` is called once listening. Raise :class:`RelayError` when
+    the proxy cannot listen."""
+    return asyncio.run(_proxy(proxy, watch, started))
 
 
 # -- relay call, relay message: asking a running relay serve ------------------------------------------------

@@ -64,6 +64,11 @@ class Terminal:
         self.stderr.write(f"relay: {escape(self.secrets.scrub(message))}\n")
         self.stderr.flush()
 
+    def say(self, line: str) -> None:
+        """A line on stderr as it is, with no ``relay:`` prefix: one meant to be copied (``VAR=value``)."""
+        self.stderr.write(f"{escape(self.secrets.scrub(line))}\n")
+        self.stderr.flush()
+
     def problem(self, where: str, message: str) -> None:
         """A ``FILE:LINE: message`` line on stderr, as compilers print them; redacted and escaped."""
         self.stderr.write(f"{escape(where)}: {escape(self.secrets.scrub(message))}\n")
