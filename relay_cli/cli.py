@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 
 from relay_cli import __version__
 from relay_cli.errors import RelayError, Terminated, UsageError
-from relay_cli.pipeline.filters import REGEX_TEXT_LIMIT, AmbiguousCallId, EventFilter
+from relay_cli.pipeline.filters import REGEX_TEXT_LIMIT, AmbiguousCallId, EventFilter, FrameFilter
 from relay_cli.pipeline.reader import STDIN, InputError, Source, entries, where
 from relay_cli.pipeline.recording import Recorder
 from relay_cli.pipeline.replay import Pacer
@@ -1216,6 +1216,16 @@ def replay(
             help="Worker processes that decode a big recording (default: one per CPU, at most 8); 1 for none.",
         ),
     ] = None,
+    frames: Annotated[
+        bool,
+        typer.Option(
+            "--frames",
+            help="A two-way recording (relay proxy or serve --record): every frame both ways, as relay proxy shows"
+            " them; -v adds ACKs and pings.",
+        ),
+    ] = False,
+    method: MethodOption = None,
+    direction: DirectionOption = None,
 ) -> None:
     """Replay recordings through the same filters and views as tail: as fast as possible, or paced.
 
@@ -1225,9 +1235,38 @@ def replay(
     Examples:
       relay replay office.jsonl                           # as relay tail showed it, at full speed
       relay replay office.jsonl --speed 10 -t 'messaging.*'   # messages only, ten times real time
+      relay replay app.jsonl --frames -m 'calling.*'      # a proxy's recording: requests, results, latencies
     """
+    term = _terminal(ctx)
+    if frames:
+        for name in ("by_call", "jobs"):
+            if _source(ctx, name) == "COMMANDLINE":
+                raise UsageError(f"--frames shows frames one by one: --{name.replace('_', '-')} does not go with it")
+        _replay_frames(
+            term,
+            logs,
+            FrameFilter(
+                types=types or (),
+                exclude=exclude or (),
+                call_id=call_id,
+                where=where or (),
+                methods=method or (),
+                direction=direction,
+            ),
+            fmt=fmt,
+            verbose=verbose,
+            pacer=Pacer(speed, max_gap) if speed else None,
+            follow=follow,
+            count=count,
+            summary=summary,
+            color=color,
+        )
+        return
+    for name in ("method", "direction"):
+        if _source(ctx, name) == "COMMANDLINE":
+            raise UsageError(f"--{name} selects frames: it goes with --frames (a two-way recording)")
     _replay(
-        _terminal(ctx),
+        term,
         logs,
         types=types,
         exclude=exclude,
@@ -1382,6 +1421,100 @@ def _replay(
         raise typer.Exit(ExitCode.INTERRUPTED)
     if stats.bad:
         term.status(f"{stats.bad} bad line{'s' if stats.bad != 1 else ''} skipped")
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def _replay_frames(
+    term: Terminal,
+    logs: list[str] | None,
+    accept: FrameFilter,
+    *,
+    fmt: Format | None,
+    verbose: bool,
+    pacer: Pacer | None,
+    follow: bool,
+    count: int | None,
+    summary: bool,
+    color: Color,
+) -> None:
+    """``relay replay --frames``: a two-way recording's frames through relay proxy's view, in recorded order."""
+    from relay_cli.pipeline.reader import BadLine, Notice
+    from relay_cli.pipeline.recording import read_frame
+    from relay_cli.views.proxy import ProxyView
+
+    if not logs:
+        if term.stdin_tty:
+            raise UsageError("no input: give a FILE, or pipe JSON into stdin (relay replay --help)")
+        logs = [STDIN]
+    if follow and len(logs) > 1:
+        raise UsageError("--follow reads one recording at a time")
+    if fmt is not None and fmt.value not in FrameFormat.__members__:
+        raise UsageError(f"--frames shows frames as pretty lines or JSON records (or none), not --format {fmt}")
+    shown = _frame_format(term, FrameFormat(fmt.value) if fmt else None, quiet=False, verbose=verbose)
+    for warning in accept.warnings:
+        term.warn(warning)
+    view = ProxyView(term.style(color), accept=accept, **_frame_view_options(term, shown, verbose))
+    bad = others = records = lines = 0
+    out: list[bytes] = []
+    live = follow or pacer is not None
+
+    def write(data: bytes) -> None:
+        nonlocal lines
+        if data and shown is not FrameFormat.none:
+            out.append(data)
+            lines += data.count(b"\n")
+        if out and (live or len(out) >= 512):
+            term.stdout.write(b"".join(out))
+            term.stdout.flush()
+            out.clear()
+
+    interrupted = False
+    try:
+        for path in logs:
+            source = Source(path)
+            for line, _, value in entries(source, follow=follow):
+                if isinstance(value, (BadLine, Notice)):
+                    if isinstance(value, BadLine):
+                        bad += 0 if value.truncated else 1
+                    term.problem(where(source, line) if line != "" else source.name, value.message)
+                    continue
+                record = read_frame(value)
+                if record is None:
+                    others += 1
+                    continue
+                records += 1
+                direction, at, connection, raw, text = record
+                write(view.tick(at))
+                if pacer is not None:
+                    pacer.wait_for(at)
+                write(view.frame(direction, at, connection, raw, text))
+                if view.error is not None:
+                    raise view.error
+                if count is not None and lines >= count:
+                    break
+            else:
+                continue
+            break
+        write(view.finish())
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            term.stdout.write(b"".join(out))
+            term.stdout.flush()
+    if summary:
+        for text_line in view.stats.lines():
+            term.status(text_line)
+    if others:
+        term.warn(
+            f'{others} line{"s" if others != 1 else ""} without a frame record ("_relay") left out: --frames reads'
+            " two-way recordings, from relay proxy --record or relay serve --record"
+        )
+    if interrupted:
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    if bad or not records:
+        if not records and not bad:
+            term.warn("no frame records found")
         raise typer.Exit(ExitCode.FAILURE)
 
 

@@ -24,7 +24,7 @@ def options(name: str) -> list[str]:
 
 
 def test_every_command_is_there() -> None:
-    assert COMMANDS == ["call", "calls", "message", "parse", "replay", "serve", "tail"]
+    assert COMMANDS == ["call", "calls", "message", "parse", "proxy", "replay", "serve", "tail"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -48,8 +48,11 @@ class Pacer:
 
     def wait(self, payload: dict[str, Any]) -> None:
         ts = event_time(payload)
-        if ts is None:
-            return
+        if ts is not None:
+            self.wait_for(ts)
+
+    def wait_for(self, ts: float) -> None:
+        """Sleep until what was recorded at ``ts`` is due (a frame record's time)."""
         now = time.monotonic()
         if self._last_ts is None:
             self._due = now
