@@ -699,6 +699,20 @@ def serve(
             "--record", help='Append every frame, both ways, to this JSONL file (each a frame plus its "_relay" key).'
         ),
     ] = None,
+    playback: Annotated[
+        str | None,
+        typer.Option(
+            "--playback",
+            help="Answer the app from this two-way recording (relay serve/proxy --record): its requests get the"
+            " recorded results, the recorded calls and events follow.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="With --playback: exit 1 if a request had no match or a recorded one was never asked."
+        ),
+    ] = False,
 ) -> None:
     """Run a local RELAY for apps: call-control verbs, virtual far ends, a control plane; every frame shown.
 
@@ -711,6 +725,7 @@ def serve(
       relay serve --demo --seed 1                         # the same demo traffic on every run
       relay serve --scripted --port 0 --control-port 0 -o json   # for a test suite written against mock_relay
       relay serve --record session.jsonl                  # frames both ways kept; relay replay shows its events
+      relay serve --playback prod.jsonl --strict          # answer the app as recorded; exit 1 if it did otherwise
     """
     import ssl
 
@@ -720,11 +735,19 @@ def serve(
     from relay_cli.pipeline.recording import FrameRecorder
     from relay_cli.pipeline.replay import load
     from relay_cli.protocol import ConnectionNumbers
-    from relay_cli.run import FramePrinter, JournalRecorder, run_serve
+    from relay_cli.run import FramePrinter, JournalRecorder, load_playback, run_serve
     from relay_cli.views.frames import FrameView
 
     term = _terminal(ctx, quiet=quiet)
     _check_serve_options(ctx, demo=demo, scripted=scripted, replay=replay, far_ends=far_ends, speed=speed)
+    if playback is not None and (demo or scripted or replay is not None or far_ends is not None):
+        raise UsageError(
+            "--playback answers the app from a recording: it goes with none of --demo, --scripted, --replay, --far-ends"
+        )
+    if playback is not None and _source(ctx, "callers") == "COMMANDLINE":
+        raise UsageError("--callers places calls of its own: --playback plays the recorded ones")
+    if strict and playback is None:
+        raise UsageError("--strict checks a playback: it goes with --playback")
     cport = _control_port(port, control_port)
     shown = _frame_format(term, fmt, quiet=quiet, verbose=verbose)
     tls = None
@@ -741,11 +764,16 @@ def serve(
     if replay:
         ctx.meta[_COMMAND] = "serve --replay"
         payloads = load(replay, term.problem)
+    recorded = None
+    if playback is not None:
+        ctx.meta[_COMMAND] = "serve --playback"
+        recorded = load_playback(playback, term.problem)
     mode: Mode = "demo" if demo or replay is not None else "scripted" if scripted else "app"
 
     def log(message: str) -> None:
-        if not message.startswith("RELAY emulator on "):  # said by started(), even with -q
-            term.status(message)
+        if message.startswith("RELAY emulator on "):  # said by started(), even with -q
+            return
+        (term.warn if ": playback: " in message else term.status)(message)  # a playback's misses, even with -q
 
     emulator = Emulator(
         host=host,
@@ -762,6 +790,7 @@ def serve(
         replay=payloads,
         control_port=cport,
         callers=callers,
+        playback=recorded,
         log=log,
     )
     if rules is not None:
@@ -794,6 +823,10 @@ def serve(
             printer.close()
     if recorder is not None and recorder.error is not None:
         raise recorder.error
+    if emulator.playback is not None:
+        term.warn(emulator.playback.summary())
+        if strict and emulator.playback.diverged:
+            code = ExitCode.FAILURE
     if printer is not None:
         if printer.error is not None:
             raise printer.error
@@ -1438,8 +1471,7 @@ def _replay_frames(
     color: Color,
 ) -> None:
     """``relay replay --frames``: a two-way recording's frames through relay proxy's view, in recorded order."""
-    from relay_cli.pipeline.reader import BadLine, Notice
-    from relay_cli.pipeline.recording import read_frame
+    from relay_cli.pipeline.reader import BadLine, recorded_frames
     from relay_cli.views.proxy import ProxyView
 
     if not logs:
@@ -1471,16 +1503,13 @@ def _replay_frames(
     interrupted = False
     try:
         for path in logs:
-            source = Source(path)
-            for line, _, value in entries(source, follow=follow):
-                if isinstance(value, (BadLine, Notice)):
-                    if isinstance(value, BadLine):
-                        bad += 0 if value.truncated else 1
-                    term.problem(where(source, line) if line != "" else source.name, value.message)
-                    continue
-                record = read_frame(value)
+            for at_line, record in recorded_frames(Source(path), follow=follow):
                 if record is None:
                     others += 1
+                    continue
+                if not isinstance(record, tuple):
+                    bad += isinstance(record, BadLine) and not record.truncated
+                    term.problem(at_line, record.message)
                     continue
                 records += 1
                 direction, at, connection, raw, text = record

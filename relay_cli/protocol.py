@@ -27,6 +27,7 @@ __all__ = [
     "CALL_GONE",
     "CALL_NOT_FOUND",
     "CALL_PASS",
+    "FRAME_KEY",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
@@ -120,6 +121,9 @@ class Kind(enum.Enum):
 
 _METHOD_KINDS = {k.value: k for k in (Kind.EVENT, Kind.PING, Kind.DISCONNECT, Kind.CONNECT)}
 
+FRAME_KEY = "_relay"
+"""The key a two-way recording adds to each frame: ``{"dir": ..., "t": ..., "conn": ...}``, where and when it
+crossed the wire."""
 APP_TO_RELAY = "app>relay"
 """A frame's direction: from the app (the client) to RELAY (the server)."""
 RELAY_TO_APP = "relay>app"

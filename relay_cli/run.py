@@ -30,6 +30,7 @@ from relay_cli.views.text import escape, short, with_reason
 
 if TYPE_CHECKING:
     from relay_cli.emulator import Emulator
+    from relay_cli.emulator.playback import Recording
     from relay_cli.proxy import Link, Proxy
     from relay_cli.views.frames import FrameView
     from relay_cli.views.proxy import ProxyView
@@ -43,6 +44,7 @@ __all__ = [
     "ProxyWatch",
     "follow_call",
     "follow_message",
+    "load_playback",
     "run_proxy",
     "run_serve",
 ]
@@ -321,6 +323,17 @@ def run_serve(
     return asyncio.run(_serve(emulator, status, started, printer, recorder))
 
 
+def load_playback(path: str, problem: Callable[[str, str], None]) -> Recording:
+    """The two-way recording ``relay serve --playback`` plays, read as every recording is; bad lines go to
+    ``problem`` (``FILE:LINE``, message). Raise :class:`RelayError` when it cannot be read or holds no frame."""
+    from relay_cli.emulator.playback import Recording
+    from relay_cli.pipeline.reader import Source, recorded_frames
+
+    source = Source(path)
+    lines = ((at, v if v is None or isinstance(v, tuple) else v.message) for at, v in recorded_frames(source))
+    return Recording.read(source.name, lines, problem)
+
+
 # -- relay proxy ---------------------------------------------------------------------------------------------
 
 TICK = 0.25
@@ -440,7 +453,10 @@ async def _proxy(proxy: Proxy, watch: ProxyWatch, started: Callable[[], None]) -
         task.uncancel()
         return ended["code"]
     except OSError as exc:
-        raise RelayError(f"cannot listen on {proxy.host}:{proxy.port}: {exc.strerror or exc}") from None
+        import os  # the errno's own words: asyncio's strerror repeats the address, as a Python tuple
+
+        why = os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0 else exc.strerror or str(exc)
+        raise RelayError(f"cannot listen on {proxy.host}:{proxy.port}: {why}") from None
     finally:
         restore()
     return ExitCode.FAILURE if watch.error is not None else ExitCode.OK

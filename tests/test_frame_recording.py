@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay_cli import protocol
-from relay_cli.pipeline.reader import to_event
-from relay_cli.pipeline.recording import FrameRecorder, RecordingError, frame_line, read_frame
+from relay_cli.pipeline.reader import read_frame, to_event
+from relay_cli.pipeline.recording import FrameRecorder, RecordingError, frame_line
 from relay_cli.protocol import APP_TO_RELAY, MAX_FRAME, RELAY_TO_APP
 
 SECRET = "PT-the-secret-token-value"

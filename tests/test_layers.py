@@ -24,7 +24,7 @@ EMULATOR_CORE = tuple(
     f"relay_cli.emulator.{m}"
     for m in (
         *("sessions", "methods", "outbox", "journal", "flows", "farends", "audio"),
-        *("calls", "verbs", "messages", "scenarios", "control"),
+        *("calls", "verbs", "messages", "scenarios", "control", "playback"),
     )
 )  # sans-I/O: unit-tested without a socket
 NETWORK = ("relay_cli.burst", "relay_cli.session", "relay_cli.proxy", "relay_cli.certs", "relay_cli.emulator")

@@ -16,7 +16,7 @@ import orjson
 from harness import relay, spawn, wait_until
 from websockets.asyncio.client import ClientConnection, connect
 
-from relay_cli.pipeline.recording import read_frame
+from relay_cli.pipeline.reader import read_frame
 from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, ack, connect_params, request
 
 START = re.compile(r"^relay: RELAY emulator on (wss?://\S+) \(control plane on (http://\S+)\)$")

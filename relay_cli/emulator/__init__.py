@@ -12,6 +12,7 @@ is split by what may do I/O:
 - ``calls`` and ``verbs``: the calls an app controls and the ``calling.*`` verbs that drive them;
 - ``messages``: ``messaging.send`` and inbound messages; ``farends``: the scripts of the virtual parties;
 - ``scenarios`` and ``control``: the control plane's routes (``mock_relay``'s dialect and relay's own);
+- ``playback``: a two-way recording played back to an app (``relay serve --playback``);
   ``audio``: the WAV files recordings are served as;
 - ``server`` and ``http``: asyncio, websockets and h11 around the rest (:class:`Emulator`).
 

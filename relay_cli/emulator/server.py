@@ -26,6 +26,7 @@ from relay_cli.burst import BurstServerConnection
 from relay_cli.emulator.control import ControlPlane
 from relay_cli.emulator.http import ControlServer
 from relay_cli.emulator.journal import JOURNAL_SIZE, Journal
+from relay_cli.emulator.playback import Playback, Recording
 from relay_cli.emulator.sessions import (
     RING_TIMEOUT,
     EmulatorCore,
@@ -94,6 +95,9 @@ class Emulator:
 
     With ``control_port`` set (0: a free port) the control plane of :mod:`relay_cli.emulator.control` listens on
     ``control_host`` (default: ``host``) too; read :attr:`control_url` after :meth:`start`.
+
+    With ``playback`` the apps that connect are answered from that recording (:mod:`relay_cli.emulator.playback`);
+    :attr:`playback` then says how it went.
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class Emulator:
         control_port: int | None = None,
         control_host: str | None = None,
         callers: float = 0.0,
+        playback: Recording | None = None,
         log: Callable[[str], None] = lambda _: None,
     ) -> None:
         if rate < 0:
@@ -146,6 +151,7 @@ class Emulator:
             ring_timeout=ring_timeout,
             log=log,
             journal_size=journal_size,
+            playback=playback,
         )
         self.url = ""
         self.control_port = control_port
@@ -172,6 +178,11 @@ class Emulator:
     @property
     def journal(self) -> Journal:
         return self.core.journal
+
+    @property
+    def playback(self) -> Playback | None:
+        """What the playback of a recording matched and missed (``playback=``); None without one."""
+        return self.core.playback
 
     @property
     def _sessions(self) -> dict[str, Session]:

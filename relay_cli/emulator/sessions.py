@@ -46,6 +46,7 @@ from relay_cli.emulator.methods import (
     parse_contexts,
 )
 from relay_cli.emulator.outbox import Outbox
+from relay_cli.emulator.playback import Playback, Recording
 from relay_cli.emulator.verbs import CALL_METHODS
 from relay_cli.protocol import (
     APP_TO_RELAY,
@@ -249,9 +250,12 @@ class EmulatorCore:
         wall: Callable[[], float] = time.time,
         journal_size: int = JOURNAL_SIZE,
         methods: Mapping[str, Handler] | None = None,
+        playback: Recording | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if playback is not None and (mode == "demo" or replay is not None):
+            raise ValueError("playback answers an app from a recording: it goes with neither demo traffic nor replay")
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.project = project
@@ -269,6 +273,8 @@ class EmulatorCore:
         self.wall = wall
         """Wall-clock seconds: event timestamps and the journal."""
         self.methods = methods if methods is not None else {**METHODS, **CALL_METHODS, **MESSAGE_METHODS}
+        self.fallback: Handler | None = None
+        """Answers the methods not in :attr:`methods` (playback answers them all); None: ``-32601``."""
         self.stats = EmulatorStats()
         self.journal = Journal(journal_size)
         self.sessions: dict[str, Session] = {}
@@ -300,6 +306,11 @@ class EmulatorCore:
         plane's scenarios queue the events that follow it."""
         self.control_url = ""
         """The control plane's base URL (``http://host:port``) once it listens: recording URLs point there."""
+        self.after_connect: list[Callable[[Session, bool], None]] = []
+        """Told of each session a ``signalwire.connect`` opened (False) or resumed (True), before its result is
+        sent: playback starts its timed events on the first."""
+        self.playback = Playback(self, playback) if playback is not None else None
+        """Plays a recording to the apps that connect (``relay serve --playback``); None otherwise."""
 
     # -- the funnel: every frame in or out is journaled here ----------------------------------------------
 
@@ -420,6 +431,8 @@ class EmulatorCore:
         ]
         what = "resumed" if restored else "created"
         self.log(f"{peer.name}: session {what}, {summary(session.contexts)}")
+        for hook in self.after_connect:
+            hook(session, restored)
         return Connected(replies, session, evict, restored)
 
     def authenticate(self, auth: Any) -> tuple[str, bytes] | None:
@@ -516,7 +529,7 @@ class EmulatorCore:
             params = {}
         elif not isinstance(params, dict):
             return error(fid, INVALID_PARAMS, "params must be an object")
-        handler = self.methods.get(method)
+        handler = self.methods.get(method) or self.fallback
         if handler is None:
             return error(fid, METHOD_NOT_FOUND, f"Method not found: {clip(method)}")
         req = Request(peer, session, fid, method, params)

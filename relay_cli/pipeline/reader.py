@@ -1,9 +1,10 @@
 """Reading events from files and stdin: one reader for ``relay parse`` and ``relay replay``.
 
 Input is told apart by content, not by file name: one JSON object, a JSON array of objects, or JSON
-Lines; each object a bare event payload or a JSON-RPC frame. JSON Lines stream line by line, so memory
-stays flat however large a recording is, and each bare payload keeps its input bytes so a sink that
-prints the input unchanged can write them back without encoding again.
+Lines; each object a bare event payload or a JSON-RPC frame, which in a two-way recording carries its
+``"_relay"`` key (:func:`read_frame`). JSON Lines stream line by line, so memory stays flat however large a
+recording is, and each bare payload keeps its input bytes so a sink that prints the input unchanged can write
+them back without encoding again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import orjson
 from relay_cli import protocol
 from relay_cli.errors import RelayError
 from relay_cli.event import InvalidEvent
-from relay_cli.pipeline.recording import FRAME_KEY, read_frame
+from relay_cli.protocol import APP_TO_RELAY, FRAME_KEY, RELAY_TO_APP
 
 __all__ = [
     "MAX_LINE",
@@ -31,8 +32,11 @@ __all__ = [
     "Entry",
     "InputError",
     "Notice",
+    "RecordedFrame",
     "Source",
     "entries",
+    "read_frame",
+    "recorded_frames",
     "spans",
     "to_event",
     "unencodable",
@@ -419,3 +423,45 @@ def _recorded(value: dict[str, Any], why: str = "") -> str | None:
         except (orjson.JSONDecodeError, protocol.FrameError):
             pass
     return f"a frame that is not JSON-RPC{why}{where}"
+
+
+_FRAME_DIRECTIONS = (APP_TO_RELAY, RELAY_TO_APP)
+RecordedFrame = tuple[str, float, int, bytes, bool]
+"""A recorded frame: ``(direction, at, connection, raw, text)``, what :func:`frame_line` was given."""
+
+
+def read_frame(value: Any) -> RecordedFrame | None:
+    """A recorded line's ``(direction, at, connection, raw, text)``: ``raw`` re-encoded without ``"_relay"`` (or
+    the recorded ``"raw"`` text); None for a line that is not a frame record (no valid ``"_relay"``), or whose frame
+    cannot be encoded again (nested deeper than the encoder goes: :func:`frame_line` records such a frame as text).
+    """
+    if value.__class__ is not dict:
+        return None
+    meta = value.get(FRAME_KEY)
+    if meta.__class__ is not dict:
+        return None
+    direction, at, connection = meta.get("dir"), meta.get("t"), meta.get("conn")
+    if direction not in _FRAME_DIRECTIONS or (at.__class__ is not float and at.__class__ is not int):
+        return None
+    if connection.__class__ is not int:
+        return None
+    if "raw" in meta:
+        shown = meta["raw"]
+        if shown.__class__ is not str:
+            return None
+        return direction, float(at), connection, shown.encode("utf-8", "replace"), meta.get("binary") is not True
+    try:
+        raw = orjson.dumps({k: v for k, v in value.items() if k != FRAME_KEY})
+    except orjson.JSONEncodeError:
+        return None
+    return direction, float(at), connection, raw, True
+
+
+def recorded_frames(
+    source: Source, *, follow: bool = False
+) -> Iterator[tuple[str, RecordedFrame | BadLine | Notice | None]]:
+    """Each line of a two-way recording, read with the reader of every other recording: ``FILE:LINE`` and its
+    frame record, or None for a line that is not one, or what the reader says of a line it cannot read."""
+    for line, _, value in entries(source, follow=follow):
+        at = where(source, line) if line != "" else source.name
+        yield at, value if isinstance(value, (BadLine, Notice)) else read_frame(value)

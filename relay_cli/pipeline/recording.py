@@ -23,12 +23,9 @@ import orjson
 
 from relay_cli import protocol
 from relay_cli.errors import RelayError
-from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP
+from relay_cli.protocol import APP_TO_RELAY, FRAME_KEY, RELAY_TO_APP
 
-__all__ = ["FRAME_KEY", "FrameRecorder", "Recorder", "RecordingError", "frame_line", "read_frame"]
-
-FRAME_KEY = "_relay"
-"""The key a two-way recording adds to each frame: where and when it crossed the wire."""
+__all__ = ["FrameRecorder", "Recorder", "RecordingError", "frame_line"]
 
 _FLAGS = os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
 _WHITESPACE = b" \t\r\n"
@@ -192,33 +189,6 @@ def _shown(raw: bytes, value: Any, exact: bool) -> str:
         except (orjson.JSONEncodeError, RecursionError):
             pass
     return protocol.redact_text(raw.decode("utf-8", "replace"))
-
-
-def read_frame(value: Any) -> tuple[str, float, int, bytes, bool] | None:
-    """A recorded line's ``(direction, at, connection, raw, text)``: ``raw`` re-encoded without ``"_relay"`` (or
-    the recorded ``"raw"`` text); None for a line that is not a frame record (no valid ``"_relay"``), or whose frame
-    cannot be encoded again (nested deeper than the encoder goes: :func:`frame_line` records such a frame as text).
-    """
-    if value.__class__ is not dict:
-        return None
-    meta = value.get(FRAME_KEY)
-    if meta.__class__ is not dict:
-        return None
-    direction, at, connection = meta.get("dir"), meta.get("t"), meta.get("conn")
-    if direction not in _DIRECTIONS or (at.__class__ is not float and at.__class__ is not int):
-        return None
-    if connection.__class__ is not int:
-        return None
-    if "raw" in meta:
-        shown = meta["raw"]
-        if shown.__class__ is not str:
-            return None
-        return direction, float(at), connection, shown.encode("utf-8", "replace"), meta.get("binary") is not True
-    try:
-        raw = orjson.dumps({k: v for k, v in value.items() if k != FRAME_KEY})
-    except orjson.JSONEncodeError:
-        return None
-    return direction, float(at), connection, raw, True
 
 
 def _open(path: str) -> tuple[int, bool]:

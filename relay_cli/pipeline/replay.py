@@ -30,8 +30,8 @@ from relay_cli.pipeline.reader import (
     unencodable,
     where,
 )
-from relay_cli.pipeline.recording import FRAME_KEY
 from relay_cli.pipeline.stages import Pipeline, without_gc
+from relay_cli.protocol import FRAME_KEY
 
 __all__ = ["SPAN_BYTES", "Pacer", "ReplayStats", "Report", "default_jobs", "load", "replay", "replay_source"]
 
