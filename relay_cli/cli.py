@@ -525,6 +525,18 @@ class FrameFormat(StrEnum):
     none = "none"
 
 
+FrameFormatOption = Annotated[
+    FrameFormat | None,
+    typer.Option(
+        "--format",
+        "-o",
+        help="Frames on stdout: pretty (a line each), json (a record each), or none.",
+        show_default="pretty on a terminal, json when piped",
+    ),
+]
+FrameVerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="pretty: also show ACKs, pings and pongs.")]
+
+
 def _frame_format(term: Terminal, fmt: FrameFormat | None, *, quiet: bool, verbose: bool) -> FrameFormat:
     """What frames look like on stdout: as asked; none with -q; else pretty on a terminal, JSON when piped."""
     shown = FrameFormat.none if quiet and fmt is None else fmt
@@ -676,16 +688,8 @@ def serve(
     replay: Annotated[
         str | None, typer.Option("--replay", help="Send the events of this recording instead of demo traffic.")
     ] = None,
-    fmt: Annotated[
-        FrameFormat | None,
-        typer.Option(
-            "--format",
-            "-o",
-            help="Frames on stdout: pretty (a line each), json (a record each), or none.",
-            show_default="pretty on a terminal, json when piped",
-        ),
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="pretty: also show ACKs, pings and pongs.")] = False,
+    fmt: FrameFormatOption = None,
+    verbose: FrameVerboseOption = False,
     color: ColorOption = Color.auto,
     quiet: Annotated[
         bool,
@@ -941,16 +945,8 @@ def proxy(
     where: WhereOption = None,
     method: MethodOption = None,
     direction: DirectionOption = None,
-    fmt: Annotated[
-        FrameFormat | None,
-        typer.Option(
-            "--format",
-            "-o",
-            help="Frames on stdout: pretty (a line each), json (a record each), or none.",
-            show_default="pretty on a terminal, json when piped",
-        ),
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="pretty: also show ACKs, pings and pongs.")] = False,
+    fmt: FrameFormatOption = None,
+    verbose: FrameVerboseOption = False,
     record: Annotated[
         str | None,
         typer.Option("--record", help='Append every frame, both ways, to this JSONL file (a frame and its "_relay").'),

@@ -298,15 +298,22 @@ async def _serve(
         status("emulator stopped")
         return ended["code"]
     except OSError as exc:
-        why = exc.strerror or str(exc)
         control = getattr(emulator, "control_port", None)
-        plane = " (the control plane)" if control and f", {control})" in why else ""
+        plane = " (the control plane)" if control and f", {control})" in (exc.strerror or str(exc)) else ""
         port = control if plane else emulator.port
-        raise RelayError(f"cannot listen on {emulator.host}:{port}{plane}: {why}") from None
+        raise RelayError(f"cannot listen on {emulator.host}:{port}{plane}: {_unbound(exc)}") from None
     finally:
         restore()
     failed = printer is not None and printer.error is not None
     return ExitCode.FAILURE if failed or (recorder is not None and recorder.error is not None) else ExitCode.OK
+
+
+def _unbound(exc: OSError) -> str:
+    """Why an address could not be listened on, in the errno's own words: asyncio's message repeats the address,
+    as a Python tuple."""
+    import os
+
+    return os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0 else exc.strerror or str(exc)
 
 
 def run_serve(
@@ -453,10 +460,7 @@ async def _proxy(proxy: Proxy, watch: ProxyWatch, started: Callable[[], None]) -
         task.uncancel()
         return ended["code"]
     except OSError as exc:
-        import os  # the errno's own words: asyncio's strerror repeats the address, as a Python tuple
-
-        why = os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0 else exc.strerror or str(exc)
-        raise RelayError(f"cannot listen on {proxy.host}:{proxy.port}: {why}") from None
+        raise RelayError(f"cannot listen on {proxy.host}:{proxy.port}: {_unbound(exc)}") from None
     finally:
         restore()
     return ExitCode.FAILURE if watch.error is not None else ExitCode.OK
@@ -502,6 +506,13 @@ class ControlPlane:
         return self._request("GET", path, None)
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+        status, answer = self.request(method, path, body)
+        if not isinstance(answer, dict):
+            raise RelayError(f"{self.url} is not relay serve's control plane: HTTP {status} without JSON")
+        return status, answer
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One request and its answer: the HTTP status and the decoded JSON (None when the body is not JSON)."""
         import http.client  # here: only relay call and relay message need it
 
         kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -522,12 +533,9 @@ class ControlPlane:
         finally:
             conn.close()
         try:
-            answer = orjson.loads(raw)
+            return response.status, orjson.loads(raw)
         except orjson.JSONDecodeError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise RelayError(f"{self.url} is not relay serve's control plane: HTTP {response.status} without JSON")
-        return response.status, answer
+            return response.status, None
 
 
 def _error_of(answer: dict[str, Any], status: int) -> str:

@@ -102,6 +102,17 @@ def test_acks_pings_and_pongs_are_shown_only_when_verbose() -> None:
     assert "← signalwire.ping" in verbose[2] and "→ signalwire.ping" in verbose[3] and "pong" in verbose[3]
 
 
+def test_a_pong_carrying_a_timestamp_is_still_a_pong() -> None:
+    """RELAY answers an app's ping with its clock: ``{"timestamp": ...}``, no more news than an empty pong."""
+    frames = (
+        (APP_TO_RELAY, {"jsonrpc": "2.0", "id": "p2", "method": "signalwire.ping", "params": {}}),
+        (RELAY_TO_APP, {"jsonrpc": "2.0", "id": "p2", "result": {"timestamp": 1796173055.6}}),
+    )
+    assert feed(plain(), *frames) == []
+    verbose = feed(plain(verbose=True), *frames)
+    assert "← signalwire.ping" in verbose[1] and verbose[1].endswith("pong · 20 ms")
+
+
 def test_errors_and_failed_codes_are_highlighted() -> None:
     view = FrameView(Style(True))
     lines = feed(

@@ -421,6 +421,9 @@ class Emulator:
             await ws.close(1008, "expected signalwire.connect")
             return
         outcome = core.connect(conn, frame)
+        # What a resumed session had not ACKed, taken now: an event sent between here and the pump's first run
+        # (a call offered as the connect result goes out) is not a backlog, and must not be sent twice.
+        backlog = core.backlog(outcome.session) if outcome.session is not None and outcome.session.unacked else []
         if outcome.evict is not None:
             assert isinstance(outcome.evict, _Conn)
             await self._evict(outcome.evict)
@@ -429,7 +432,7 @@ class Emulator:
         if session is None:
             await ws.close(1008, "signalwire.connect failed")
             return
-        conn.tasks.append(asyncio.create_task(self._guard(conn, self._pump(conn, session))))
+        conn.tasks.append(asyncio.create_task(self._guard(conn, self._pump(conn, session, backlog))))
         if self.ping_interval > 0:
             conn.tasks.append(asyncio.create_task(self._guard(conn, self._pinger(conn))))
         async with self._connected_changed:
@@ -455,11 +458,10 @@ class Emulator:
 
     # -- what the server sends -----------------------------------------------------------------------------
 
-    async def _pump(self, conn: _Conn, session: Session) -> None:
-        """Redeliver what was not ACKed, then the session's stream at ``rate``, at most ``events`` in all."""
+    async def _pump(self, conn: _Conn, session: Session, backlog: list[bytes]) -> None:
+        """Redeliver ``backlog`` (what was not ACKed), then the session's stream at ``rate``, at most ``events``."""
         ws, core = conn.ws, self.core
-        if session.unacked:
-            backlog = core.backlog(session)
+        if backlog:
             self.log(f"{conn.name}: redelivering {len(backlog)} un-ACKed event(s)")
             for start in range(0, len(backlog), _BURST):
                 if not self._live.is_set():

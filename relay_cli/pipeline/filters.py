@@ -714,10 +714,17 @@ class FrameFilter:
 
     def accepts(self, direction: str, kind: Kind | None, frame: Any) -> bool:
         """A request, an event or a frame that is not JSON-RPC (``kind`` None); answers: `accepts_answer`."""
-        if self._direction is not None and direction != self._direction:
-            return False
+        return self.in_direction(direction) and self.selects(kind, frame)
+
+    def in_direction(self, direction: str) -> bool:
+        """Whether `direction` lets frames going this way through."""
+        return self._direction is None or direction == self._direction
+
+    def selects(self, kind: Kind | None, frame: Any) -> bool:
+        """`accepts` without `direction`: whether the selectors pick the frame, which its answers then follow
+        whichever way they go (a request hidden by ``--direction relay`` still has its result shown)."""
         if kind is None or kind in _ANSWERS:
-            return kind is None or self.accepts_answer(direction, None)
+            return kind is None or self._unpaired()
         if kind is Kind.EVENT:
             payload = frame.get("params") if isinstance(frame, dict) else None
             if not isinstance(payload, dict):
@@ -739,11 +746,13 @@ class FrameFilter:
     def accepts_answer(self, direction: str, request: bool | None) -> bool:
         """A result or an error: ``request`` is whether what it answers was shown (None: no request seen, shown
         only when nothing but `direction` is filtered)."""
-        if self._direction is not None and direction != self._direction:
+        if not self.in_direction(direction):
             return False
-        if request is None:
-            return self._by_event is None and not self._by_method and self._exclude is None and self._calls is None
-        return request
+        return self._unpaired() if request is None else request
+
+    def _unpaired(self) -> bool:
+        """An answer to nothing seen is shown only when nothing but `direction` filters."""
+        return self._by_event is None and not self._by_method and self._exclude is None and self._calls is None
 
     def _method(self, method: str) -> bool:
         return self._methods is not None and self._methods.match(method) is not None

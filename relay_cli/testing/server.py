@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import http.client
 import os
 import ssl
 import subprocess
@@ -27,11 +26,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote
 
-import orjson
-
 from relay_cli.emulator import Emulator
 from relay_cli.emulator.control import DEFAULT_FROM
 from relay_cli.emulator.sessions import Mode
+from relay_cli.errors import RelayError
+from relay_cli.run import ControlPlane
 from relay_cli.testing.handles import CallHandle, MessageHandle
 from relay_cli.testing.journal import Journal, Where, describe
 from relay_cli.testing.waiting import DEFAULT_TIMEOUT, RelayTimeout, apoll, not_in_loop, poll
@@ -385,24 +384,13 @@ class RelayServer:
     def _request(self, method: str, path: str, body: dict[str, Any] | None, what: str) -> Any:
         if not self.control_url:
             raise RuntimeError("relay_server is not running (used after its test ended?)")
-        host, port = self.control_url.removeprefix("http://").rsplit(":", 1)
-        conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=_HTTP_TIMEOUT)
-        data = orjson.dumps(body) if body is not None else None
         try:
-            conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
-            response = conn.getresponse()
-            raw = response.read()
-        except OSError as exc:
+            status, answer = ControlPlane(self.control_url, timeout=_HTTP_TIMEOUT).request(method, path, body)
+        except RelayError as exc:
             raise RuntimeError(f"relay_server's control plane did not answer {what}: {exc}") from None
-        finally:
-            conn.close()
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            answer = None
-        if response.status >= 400:
+        if status >= 400:
             error = answer.get("error") if isinstance(answer, dict) else None
-            raise ValueError(f"{what}: {error or f'HTTP {response.status}'}")
+            raise ValueError(f"{what}: {error or f'HTTP {status}'}")
         return answer
 
 

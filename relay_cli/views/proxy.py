@@ -284,11 +284,11 @@ class ProxyView:
             if ex.kind in _ANSWERS:
                 asked = ex.asked
                 return accept.accepts_answer(ex.direction, None if asked is None else asked.shown)
-            shown = accept.accepts(ex.direction, ex.kind, ex.frame)
+            selected = accept.selects(ex.kind, ex.frame)
         except UsageError as exc:  # a --call-id prefix matching a second id: its frames are not shown
             if self.error is None:
                 self.error = exc
-            shown = False
+            selected = False
         if ex.asked is not None:
-            ex.asked.shown = shown
-        return shown
+            ex.asked.shown = selected  # its answers follow it, whichever way --direction lets through
+        return selected and accept.in_direction(ex.direction)
