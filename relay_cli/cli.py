@@ -14,7 +14,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -31,6 +31,9 @@ from relay_cli.protocol import Secrets
 from relay_cli.terminal import Color, ExitCode, Terminal
 from relay_cli.views.parse import Problem, parse_view
 from relay_cli.views.printers import Format, escape, make_printer, terminal_width
+
+if TYPE_CHECKING:
+    from relay_cli.outbuf import OutBuffer
 
 __all__ = ["app", "main"]
 
@@ -561,6 +564,37 @@ def _frame_view_options(term: Terminal, shown: FrameFormat, verbose: bool) -> di
     }
 
 
+def _frame_output(term: Terminal) -> OutBuffer:
+    """stdout for frame lines, through a buffer a stuck reader cannot stall the network role behind."""
+    from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer
+
+    blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): frames are left out of the display"
+    return OutBuffer(term.stdout.fileno(), on_full=lambda: term.warn(blocked))
+
+
+def _frame_filter(
+    term: Terminal,
+    types: list[str] | None,
+    exclude: list[str] | None,
+    call_id: list[str] | None,
+    where: list[str] | None,
+    methods: list[str] | None,
+    direction: str | None,
+) -> FrameFilter:
+    """The filter of frames both ways (relay proxy, replay --frames); its warnings go to stderr first."""
+    accept = FrameFilter(
+        types=types or (),
+        exclude=exclude or (),
+        call_id=call_id,
+        where=where or (),
+        methods=methods or (),
+        direction=direction,
+    )
+    for warning in accept.warnings:
+        term.warn(warning)
+    return accept
+
+
 def _check_serve_options(
     ctx: typer.Context, *, demo: bool, scripted: bool, replay: str | None, far_ends: str | None, speed: float
 ) -> None:
@@ -735,7 +769,6 @@ def serve(
 
     from relay_cli.emulator import Emulator
     from relay_cli.emulator.sessions import Mode
-    from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer
     from relay_cli.pipeline.recording import FrameRecorder
     from relay_cli.pipeline.replay import load
     from relay_cli.protocol import ConnectionNumbers
@@ -802,8 +835,7 @@ def serve(
     recording = FrameRecorder(record) if record else None
     printer = None
     if shown is not FrameFormat.none:
-        blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): frames are left out of the display"
-        output = OutBuffer(term.stdout.fileno(), on_full=lambda: term.warn(blocked))
+        output = _frame_output(term)
         view = FrameView(term.style(color), **_frame_view_options(term, shown, verbose))
         printer = FramePrinter(view, output)
     recorder = None
@@ -975,8 +1007,6 @@ def proxy(
     from pathlib import Path
 
     from relay_cli.certs import LocalCA
-    from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer
-    from relay_cli.pipeline.filters import FrameFilter
     from relay_cli.pipeline.recording import FrameRecorder
     from relay_cli.protocol import display_url
     from relay_cli.proxy import Proxy
@@ -1004,16 +1034,7 @@ def proxy(
             upstream_tls = ssl.create_default_context(cafile=upstream_ca_file)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"--upstream-ca-file {upstream_ca_file}: cannot load: {exc}") from None
-    accept = FrameFilter(
-        types=types or (),
-        exclude=exclude or (),
-        call_id=call_id,
-        where=where or (),
-        methods=method or (),
-        direction=direction,
-    )
-    for warning in accept.warnings:
-        term.warn(warning)
+    accept = _frame_filter(term, types, exclude, call_id, where, method, direction)
     shown = _frame_format(term, fmt, quiet=False, verbose=verbose)
     ca = None
     tls = None
@@ -1025,8 +1046,7 @@ def proxy(
     recorder = FrameRecorder(record) if record else None
     output = None
     if shown is not FrameFormat.none:
-        blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): frames are left out of the display"
-        output = OutBuffer(term.stdout.fileno(), on_full=lambda: term.warn(blocked))
+        output = _frame_output(term)
     view = ProxyView(term.style(color), accept=accept, **_frame_view_options(term, shown, verbose))
     watch = ProxyWatch(view, output, recorder, term.status, term.warn)
     server = Proxy(
@@ -1048,6 +1068,8 @@ def proxy(
             term.warn(f"made a local CA for relay proxy: {ca.cert_path} (trust it only for apps you run through relay)")
         term.warn("run your app with:")
         address = server.url.split("://", 1)[1]
+        if host in _ANY_ADDRESS:  # every interface: this machine dials it as 127.0.0.1, which the certificate names
+            address = f"127.0.0.1:{server.port}"
         term.say(f"SIGNALWIRE_SPACE={address}")
         term.say(f"SIGNALWIRE_RELAY_CA_FILE={shlex.quote(str(ca.cert_path))}")
 
@@ -1057,12 +1079,12 @@ def proxy(
         watch.close()
         if recorder is not None:
             recorder.close()
-    if watch.error is not None:
-        raise watch.error
     for line in view.stats.lines():
         term.status(line)
     if watch.hidden:
         term.warn(f"{watch.hidden} frame lines not shown: stdout was blocked")
+    if watch.error is not None:
+        raise watch.error
     if code:
         raise typer.Exit(code)
 
@@ -1227,7 +1249,7 @@ def replay(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep reading as the recording grows, like tail -f.")
     ] = False,
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after showing N events.")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after showing N events (with --frames: N frame lines).")] = None,
     summary: Annotated[
         bool,
         typer.Option("--summary", "-s", help="At the end, on stderr: events, calls, durations, messages, time span."),
@@ -1274,14 +1296,7 @@ def replay(
         _replay_frames(
             term,
             logs,
-            FrameFilter(
-                types=types or (),
-                exclude=exclude or (),
-                call_id=call_id,
-                where=where or (),
-                methods=method or (),
-                direction=direction,
-            ),
+            _frame_filter(term, types, exclude, call_id, where, method, direction),
             fmt=fmt,
             verbose=verbose,
             pacer=Pacer(speed, max_gap) if speed else None,
@@ -1479,8 +1494,6 @@ def _replay_frames(
     if fmt is not None and fmt.value not in FrameFormat.__members__:
         raise UsageError(f"--frames shows frames as pretty lines or JSON records (or none), not --format {fmt}")
     shown = _frame_format(term, FrameFormat(fmt.value) if fmt else None, quiet=False, verbose=verbose)
-    for warning in accept.warnings:
-        term.warn(warning)
     view = ProxyView(term.style(color), accept=accept, **_frame_view_options(term, shown, verbose))
     bad = others = records = lines = 0
     out: list[bytes] = []
@@ -1515,16 +1528,16 @@ def _replay_frames(
                 write(view.frame(direction, at, connection, raw, text))
                 if view.error is not None:
                     raise view.error
-                if count is not None and lines >= count:
+                if count is not None and (records if shown is FrameFormat.none else lines) >= count:
                     break
             else:
                 continue
             break
-        write(view.finish())
     except KeyboardInterrupt:
         interrupted = True
     finally:
         with contextlib.suppress(BrokenPipeError):
+            write(view.finish())  # lines held for an ACK, also after Ctrl-C (--follow waits for more)
             term.stdout.write(b"".join(out))
             term.stdout.flush()
     if summary:

@@ -279,7 +279,9 @@ class Proxy:
         assert isinstance(relay, _RelaySide)
         if connection.lost or self._closing:
             relay.transport.abort()
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "relay proxy: shutting down\n")
+            why = "the proxy is shutting down" if self._closing else "the app went away during the handshake"
+            self._link(Link(connection.number, "refused", time.time(), _address(connection.remote_address), why))
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, f"relay proxy: {why}\n")
         connection.relay = relay
         return response
 

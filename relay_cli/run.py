@@ -354,8 +354,9 @@ class ProxyWatch:
     raises. The frame is recorded first: one that reached the other side is on disk, whatever happens next.
     Then it is shown through the view into an :class:`~relay_cli.outbuf.OutBuffer`: a stuck reader of stdout
     leaves lines out (counted in :attr:`hidden`), and never stalls the app's session. What ends the run (a
-    recording that cannot be written, a failed or closed stdout, a ``--call-id`` prefix found to match two
-    calls) calls :attr:`on_end`, with the error kept in :attr:`error`.
+    recording that cannot be written, a failed or closed stdout) calls :attr:`on_end`, with the error kept in
+    :attr:`error`. A ``--call-id`` prefix found to match two calls only warns: watching must never end the app's
+    session.
     """
 
     def __init__(
@@ -376,6 +377,7 @@ class ProxyWatch:
         """Lines left out while stdout was blocked."""
         self.on_end: Callable[[], None] = lambda: None
         self._shown = output is not None
+        self._warned = False
 
     def frame(self, direction: str, at: float, connection: int, data: bytes, text: bool) -> None:
         """Hot path: every frame, before it is forwarded."""
@@ -386,8 +388,9 @@ class ProxyWatch:
                 self.recorder = None
                 self._end(exc)
         self._show(self.view.frame(direction, at, connection, data, text))
-        if self.view.error is not None and self.error is None:
-            self._end(self.view.error)
+        if self.view.error is not None and not self._warned:
+            self._warned = True  # the view hides the second call's frames; the app's session goes on regardless
+            self.warn(f"{self.view.error}: its frames are hidden from now on")
 
     def link(self, link: Link) -> None:
         """A connection opened, was refused its upstream, or closed: a status line, and the view is told."""

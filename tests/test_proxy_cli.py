@@ -33,7 +33,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from relay_cli.emulator.farends import FarEnd
-from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, ack, connect_params, request
+from relay_cli.pipeline.reader import read_frame
+from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, ack, connect_params, redact, request
 
 TOKEN = "PT-proxy-cli-secret-0123456789"
 OWN = "+15550001111"
@@ -789,3 +790,31 @@ def test_a_reader_of_stdout_that_goes_away_ends_the_proxy_with_exit_0(upstream: 
         run(app())
         code, _, err = proxy.wait()
     assert code == 0, err
+
+
+def test_kill_9_loses_no_recorded_frame_that_was_forwarded(tmp_path: Path, upstream: EmulatorThread) -> None:
+    """Each frame is written to the recording before it is forwarded, in one write(2): a proxy killed at any
+    moment leaves every frame the app got (and every one RELAY answered) on disk, each line whole."""
+    path = tmp_path / "rec.jsonl"
+    received: list[Any] = []
+    with proxying("--upstream", upstream.url, "--plain", "-o", "none", "--record", str(path)) as proxy:
+
+        async def app() -> None:
+            ws, connected = await hello(proxy.url, context())
+            received.append(connected)
+            for n in range(200):
+                await ws.send(orjson.dumps(request("signalwire.ping", {}, f"p-{n}")).decode())
+            while sum(str(frame.get("id")).startswith("p-") for frame in received) < 200:
+                received.append(orjson.loads(await ws.recv(decode=False)))
+            proxy.proc.kill()  # SIGKILL: no chance to flush anything
+            with contextlib.suppress(ConnectionClosed):
+                await ws.recv()
+
+        run(app())
+        proxy.proc.wait(timeout=WAIT)
+    frames = [read_frame(orjson.loads(line)) for line in path.read_bytes().splitlines()]
+    assert None not in frames
+    to_app = [orjson.loads(f[3]) for f in frames if f is not None and f[0] == RELAY_TO_APP]
+    from_app = [orjson.loads(f[3]) for f in frames if f is not None and f[0] == APP_TO_RELAY]
+    assert all(redact(frame) in to_app for frame in received)  # as recorded: secrets (the auth state) redacted
+    assert sum(f.get("method") == "signalwire.ping" for f in from_app) == 200

@@ -269,7 +269,8 @@ def test_an_app_that_exits_before_connecting_fails_with_its_output(project: pyte
 
 def test_journal_finders_take_patterns_and_params(relay_server: RelayServer) -> None:
     async def scenario() -> None:
-        await relay_server.call(to="+15550001000", press="5#").ended()
+        result = await relay_server.call(to="+15550001000", press="5#")  # a handle is awaitable to its end
+        assert result.digits == "5"
 
     asyncio.run(with_app(scenario))
     journal = relay_server.journal()

@@ -7,6 +7,7 @@ the digits it collected, its recordings, where it connected the caller.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -98,6 +99,10 @@ class CallHandle:
         """Wait in a coroutine until the call has ended; its :class:`CallResult`."""
         return await apoll(self._ended, timeout, self._timed_out)
 
+    def __await__(self) -> Generator[Any, None, CallResult]:
+        """``await call``: the same as ``await call.ended()``."""
+        return self.ended().__await__()
+
     def _ended(self) -> CallResult | None:
         status = self.status()
         return call_result(status, self.server.journal()) if status.get("state") == ENDED else None
@@ -139,6 +144,10 @@ class MessageHandle:
 
     async def ended(self, timeout: float = DEFAULT_TIMEOUT) -> MessageResult:
         return await apoll(self._final, timeout, self._not_final)
+
+    def __await__(self) -> Generator[Any, None, MessageResult]:
+        """``await message``: the same as ``await message.ended()``."""
+        return self.ended().__await__()
 
     def reply(self, timeout: float = DEFAULT_TIMEOUT) -> MessageHandle:
         """Block until the app has sent a message back to this one's sender; a handle on that reply."""
