@@ -818,3 +818,22 @@ def test_kill_9_loses_no_recorded_frame_that_was_forwarded(tmp_path: Path, upstr
     from_app = [orjson.loads(f[3]) for f in frames if f is not None and f[0] == APP_TO_RELAY]
     assert all(redact(frame) in to_app for frame in received)  # as recorded: secrets (the auth state) redacted
     assert sum(f.get("method") == "signalwire.ping" for f in from_app) == 200
+
+
+def test_an_ambiguous_call_id_prefix_warns_once_and_never_ends_the_apps_session() -> None:
+    from relay_cli.pipeline.filters import FrameFilter
+    from relay_cli.run import ProxyWatch
+    from relay_cli.views.proxy import ProxyView
+    from relay_cli.views.text import Style
+
+    warned: list[str] = []
+    ended: list[bool] = []
+    watch = ProxyWatch(ProxyView(Style(False), accept=FrameFilter(call_id="aa")), None, None, print, warned.append)
+    watch.on_end = lambda: ended.append(True)
+    for n, call in enumerate(("aa1", "aa2", "aa2")):
+        payload = {"event_type": "calling.call.state", "params": {"call_id": call, "call_state": "ringing"}}
+        watch.frame(RELAY_TO_APP, 1.0 + n, 1, orjson.dumps(request("signalwire.event", payload, f"e-{n}")), True)
+    assert ended == [] and watch.error is None
+    assert (
+        len(warned) == 1 and "--call-id 'aa'" in warned[0] and warned[0].endswith("its frames are hidden from now on")
+    )
