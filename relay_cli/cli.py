@@ -1249,7 +1249,10 @@ def replay(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep reading as the recording grows, like tail -f.")
     ] = False,
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after showing N events (with --frames: N frame lines).")] = None,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", "-n", min=1, help="Stop after showing N events (with --frames: N frame lines)."),
+    ] = None,
     summary: Annotated[
         bool,
         typer.Option("--summary", "-s", help="At the end, on stderr: events, calls, durations, messages, time span."),

@@ -13,7 +13,9 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from relay_cli import __version__
 
@@ -27,6 +29,7 @@ __all__ = [
     "CALL_GONE",
     "CALL_NOT_FOUND",
     "CALL_PASS",
+    "FRAME_EXCERPT",
     "FRAME_KEY",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
@@ -44,8 +47,10 @@ __all__ = [
     "VERSION",
     "ConnectionNumbers",
     "FrameError",
+    "FrameExcerpt",
     "FrameRecord",
     "Kind",
+    "RecordedFrame",
     "Secrets",
     "ack",
     "classify",
@@ -55,6 +60,8 @@ __all__ = [
     "error",
     "event_frame",
     "excerpt",
+    "frame_record_head",
+    "frame_record_tail",
     "is_success",
     "make_protocol",
     "may_hold_secret",
@@ -128,6 +135,37 @@ APP_TO_RELAY = "app>relay"
 """A frame's direction: from the app (the client) to RELAY (the server)."""
 RELAY_TO_APP = "relay>app"
 """A frame's direction: from RELAY to the app."""
+FRAME_EXCERPT = 64 * 2**10
+"""How much of a frame over :data:`MAX_FRAME` a two-way recording keeps: its first 64 KiB, as redacted text."""
+
+RecordedFrame = tuple[str, float, int, bytes, bool]
+"""A recorded frame: ``(direction, at, connection, raw, text)``, what a two-way recording was given of it."""
+
+
+class FrameExcerpt(bytes):
+    """The ``raw`` of a recorded frame that was over :data:`MAX_FRAME`: only its first :data:`FRAME_EXCERPT`
+    bytes were kept. Still bytes, so a :data:`RecordedFrame` keeps its shape; ``size`` is the frame's own."""
+
+    size: int
+
+    def __new__(cls, data: bytes, size: int) -> FrameExcerpt:
+        excerpt = super().__new__(cls, data)
+        excerpt.size = size
+        return excerpt
+
+
+_RECORD_HEADS: Final = {d: orjson.dumps({"dir": d})[:-1] + b',"t":' for d in (APP_TO_RELAY, RELAY_TO_APP)}
+
+
+def frame_record_head(direction: str) -> bytes:
+    """The start of a frame record, ``{"dir":D,"t":``: the time, then :func:`frame_record_tail`, follow."""
+    head = _RECORD_HEADS.get(direction)
+    return head if head is not None else orjson.dumps({"dir": direction})[:-1] + b',"t":'
+
+
+def frame_record_tail(connection: int) -> bytes:
+    """What follows a frame record's time: ``,"conn":N``."""
+    return b',"conn":%d' % connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,22 +322,23 @@ def may_hold_secret(raw: bytes) -> bool:
     """Whether encoded JSON could hold a secret key: a substring test that rules out almost every event.
 
     Two searches cover the four keys ("token" is in "jwt_token", "auth" in the other two): each costs
-    about a nanosecond a byte, and a live tail makes them for every event it prints.
+    about a nanosecond a byte, and a live tail makes them for every event it prints. A key may also be spelled
+    with an escape (``"\\u0074oken"``): a ``\\u`` is searched for only where a backslash is, a search five
+    times faster, so an event without one pays 0.2 ns a byte for it.
     """
-    return b"token" in raw or b"auth" in raw
+    return b"token" in raw or b"auth" in raw or (b"\\" in raw and b"\\u" in raw)
 
 
 def without_secrets(value: dict[str, Any], raw: bytes | None) -> tuple[dict[str, Any], bytes | None]:
-    """The value and its encoded bytes, redacted when they hold a secret; the bytes kept when they do not.
+    """The value and its encoded bytes, redacted when they may hold a secret; the bytes kept when they cannot.
 
-    A byte search rules out almost every event cheaply, so the hot path rarely walks the value.
+    A byte search rules out almost every event cheaply, so the hot path rarely walks the value. Bytes it does not
+    rule out are never kept, even when the value holds no secret: with a key given twice, the value keeps only
+    the last copy while the bytes still hold the first.
     """
     if raw is not None and not may_hold_secret(raw):
         return value, raw
-    clean = redact(value)
-    if clean is value:
-        return value, raw
-    return clean, None
+    return redact(value), None
 
 
 def _has_secret(value: Any) -> bool:
@@ -353,6 +392,9 @@ MIN_SECRET_LENGTH = 8
 _LEARNED_SECRETS = 8
 _CUT_PREFIX = 4
 _SECRET_VALUE = re.compile(r'"(' + "|".join(sorted(map(re.escape, SECRET_KEYS))) + r')"(\s*:\s*)"(?:[^"\\]|\\.)*"?')
+_ESCAPED_KEY_VALUE = re.compile(r'"((?:[^"\\]|\\.){1,120})"(\s*:\s*)"(?:[^"\\]|\\.)*"?')
+"""A string value after a key of at most 120 characters: a secret key spelled with escapes, every character
+``\\uXXXX``, is 114."""
 _URL_PARTS = re.compile(r"""(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@"'<>\\]*@)?([^\s?#"'<>\\]*)(?:[?#][^\s"'<>\\]*)?""")
 
 
@@ -372,9 +414,23 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
             text = text.replace(secret, REDACTED)
     if '"' in text:
         text = _SECRET_VALUE.sub(rf'"\1"\2"{REDACTED}"', text)
+        if "\\u" in text:
+            text = _ESCAPED_KEY_VALUE.sub(_escaped_secret, text)
     if "://" in text:
         text = display_url(text)
     return text
+
+
+def _escaped_secret(match: re.Match[str]) -> str:
+    """A key's value replaced when the key, its escapes decoded, is a secret one."""
+    key = match[1]
+    if "\\" in key:
+        try:
+            if orjson.loads(f'"{key}"') in SECRET_KEYS:
+                return f'"{key}"{match[2]}"{REDACTED}"'
+        except orjson.JSONDecodeError:
+            pass
+    return match[0]
 
 
 def excerpt(data: bytes, limit: int = 200, secrets: Iterable[str] = ()) -> str:

@@ -6,8 +6,10 @@ from typing import Any
 
 import orjson
 
+from relay_cli.pipeline.reader import read_frame
+from relay_cli.pipeline.recording import frame_line
 from relay_cli.protocol import APP_TO_RELAY, MAX_FRAME, RELAY_TO_APP, Kind
-from relay_cli.views.conversation import ACK_WAIT, PENDING, Conversation, Exchange
+from relay_cli.views.conversation import ACK_WAIT, NO_ACK, PENDING, Conversation, Exchange
 
 T0 = 1_700_000_000.0
 CALL = "8d19821f-0000-4000-8000-000000000001"
@@ -162,3 +164,19 @@ def test_odd_ids_and_params_are_taken_as_they_come() -> None:
     odd = conv.see(RELAY_TO_APP, T0, 1, b'{"jsonrpc":"2.0","id":"e","method":"signalwire.event","params":{"params":1}}')
     assert odd.kind is Kind.EVENT and odd.method == "" and odd.call == ""
     assert conv.see(APP_TO_RELAY, T0 - 1, 1, result("e")).took == 0.0  # a clock that stepped back
+
+
+def test_a_recorded_frame_cut_at_the_frame_limit_is_flagged_as_such() -> None:
+    raw = b'{"jsonrpc":"2.0","id":"r","method":"calling.play","params":{"x":"' + b"y" * MAX_FRAME + b'"}}'
+    back = read_frame(orjson.loads(frame_line(APP_TO_RELAY, 1.0, 1, raw)))
+    assert back is not None
+    seen = Conversation().see(*back)
+    assert seen.kind is None and seen.problem == "over the 10 MiB frame limit (recorded: its first 64 KiB)"
+    assert len(seen.raw) == 64 * 2**10
+
+
+def test_an_event_never_acked_is_flagged_with_the_one_no_ack_phrase() -> None:
+    conversation = Conversation()
+    event = b'{"jsonrpc":"2.0","id":"e","method":"signalwire.event","params":{"event_type":"x"}}'
+    conversation.see(RELAY_TO_APP, 1.0, 1, event)
+    assert [ex.problem for ex in conversation.overdue(1.0 + ACK_WAIT)] == [NO_ACK] == ["no ACK in 5 s"]

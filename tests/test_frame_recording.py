@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay_cli import protocol
-from relay_cli.pipeline.reader import read_frame, to_event
+from relay_cli.pipeline.reader import MAX_LINE, read_frame, to_event
 from relay_cli.pipeline.recording import FrameRecorder, RecordingError, frame_line
 from relay_cli.protocol import APP_TO_RELAY, MAX_FRAME, RELAY_TO_APP
 
@@ -60,9 +60,10 @@ def test_a_connect_frame_is_re_encoded_with_its_secrets_redacted() -> None:
     assert recorded["_relay"] == {"dir": "app>relay", "t": 5.0, "conn": 1}
 
 
-def test_a_frame_that_only_mentions_auth_keeps_its_bytes() -> None:
-    raw = orjson.dumps(protocol.event_frame({**EVENT, "params": {"call_id": "c", "note": "authorized token-less"}}))
-    assert frame_line(RELAY_TO_APP, 1.0, 1, raw).startswith(raw[:-1] + b',"_relay":')
+def test_a_frame_that_only_mentions_auth_is_re_encoded_with_nothing_redacted() -> None:
+    value = protocol.event_frame({**EVENT, "params": {"call_id": "c", "note": "authorized token-less"}})
+    line = frame_line(RELAY_TO_APP, 1.0, 1, orjson.dumps(value, option=orjson.OPT_INDENT_2).replace(b"\n", b" "))
+    assert line.startswith(orjson.dumps(value)[:-1] + b',"_relay":')
 
 
 @pytest.mark.parametrize(
@@ -102,13 +103,49 @@ def test_frames_nested_deeper_than_the_encoder_goes_are_kept_as_text_and_read_ba
         assert back is not None and back[3] == raw, depth
 
 
-def test_a_frame_over_the_frame_limit_is_recorded_whole_as_text() -> None:
-    raw = b'{"body":"' + b"x" * MAX_FRAME + b'","token":"' + SECRET.encode() + b'"}'
+def test_a_frame_over_the_frame_limit_is_recorded_as_its_redacted_first_64_kib_and_reads_back() -> None:
+    head = b'{"token":"' + SECRET.encode() + b'","body":"'
+    raw = head + b"x" * (11 * 2**20) + b'"}'
     line = frame_line(RELAY_TO_APP, 1.0, 1, raw)
     assert SECRET.encode() not in line and line.count(b"\n") == 1
+    assert len(line) < MAX_LINE
+    record = orjson.loads(line)
+    assert record["_relay"]["size"] == len(raw) and record["_relay"]["truncated"] is True
+    back = read_frame(record)
+    assert back is not None and back[:3] == (RELAY_TO_APP, 1.0, 1) and back[4] is True
+    excerpt = back[3]
+    assert isinstance(excerpt, protocol.FrameExcerpt) and excerpt.size == len(raw)
+    assert excerpt.startswith(b'{"token":"[redacted]","body":"xxx')
+    assert len(excerpt) == protocol.FRAME_EXCERPT - len(head) + len(b'{"token":"[redacted]","body":"')
+
+
+def test_a_binary_frame_over_the_frame_limit_is_cut_too() -> None:
+    line = frame_line(APP_TO_RELAY, 1.0, 1, b"\xff" * (MAX_FRAME + 1), text=False)
+    assert len(line) < MAX_LINE
     back = read_frame(orjson.loads(line))
-    assert back is not None
-    assert orjson.loads(back[3]) == {"body": "x" * MAX_FRAME, "token": protocol.REDACTED}
+    assert back is not None and back[4] is False
+    assert isinstance(back[3], protocol.FrameExcerpt) and back[3].size == MAX_FRAME + 1
+
+
+def test_a_frame_under_the_limit_reads_back_as_plain_bytes() -> None:
+    back = read_frame(orjson.loads(frame_line(APP_TO_RELAY, 1.0, 1, b"not json")))
+    assert back is not None and back[3].__class__ is bytes
+
+
+def test_a_secret_key_spelled_with_an_escape_is_redacted() -> None:
+    raw = b'{"jsonrpc":"2.0","id":"c","method":"signalwire.connect","params":{"\\u0074oken":"SECRETB"}}'
+    line = frame_line(APP_TO_RELAY, 1.0, 1, raw)
+    assert b"SECRETB" not in line
+    assert orjson.loads(line)["params"] == {"token": protocol.REDACTED}
+    assert b"SECRETB" not in frame_line(APP_TO_RELAY, 1.0, 1, b'[{"\\u0074oken":"SECRETB"}]')
+    assert b"SECRETB" not in frame_line(APP_TO_RELAY, 1.0, 1, b'{"_relay":1,"\\u0074oken":"SECRETB"}')
+
+
+def test_a_secret_under_a_key_given_twice_is_never_recorded() -> None:
+    raw = b'{"method":"signalwire.connect","params":{"authentication":{"token":"SECRET3"}},"params":{}}'
+    line = frame_line(APP_TO_RELAY, 1.0, 1, raw)
+    assert b"SECRET3" not in line
+    assert orjson.loads(line) == {"method": "signalwire.connect", "params": {}, "_relay": meta(line)}
 
 
 def test_read_frame_gives_back_the_frame_and_where_it_crossed() -> None:

@@ -160,6 +160,19 @@ def test_lines_fit_the_terminal_width() -> None:
     assert all(len(line) <= 80 for line in lines), lines
 
 
+def test_json_records_and_lines_never_show_a_secret_key_spelled_with_an_escape() -> None:
+    frame = b'{"jsonrpc":"2.0","id":"c","method":"signalwire.connect","params":{"\\u0074oken":"SECRETB"}}'
+    records = FrameView(Style(False), json=True)
+    record = records(APP_TO_RELAY, T0, "c-a", Kind.CONNECT, frame)
+    assert b"SECRETB" not in record and orjson.loads(record)["frame"]["params"] == {"token": "[redacted]"}
+    for raw in (b'[{"\\u0074oken":"SECRETB"}]', b'[{"jwt_token":{"deep":"SECRETB"}}]', b'{"\\u0074oken":"SECRETB'):
+        record = records(RELAY_TO_APP, T0, "c-a", None, raw)
+        assert b"SECRETB" not in record and orjson.loads(record)["frame"] is None, raw
+    lines = FrameView(Style(False), verbose=True)
+    for raw in (frame, b'[{"\\u0074oken":"SECRETB"}]', b'{"\\u0074oken" : "SECRETB'):
+        assert b"SECRETB" not in lines(APP_TO_RELAY, T0, "c-a", None, raw), raw
+
+
 def test_json_records_carry_direction_time_connection_and_the_frame_redacted() -> None:
     view = FrameView(Style(False), json=True)
     connect = {

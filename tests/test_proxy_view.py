@@ -312,6 +312,28 @@ def test_stats_lines_give_counts_errors_and_quantiles() -> None:
     assert "answers to no request seen 1" in text
 
 
+def test_stats_keep_relays_requests_to_the_app_apart_from_the_apps_own() -> None:
+    view = plain()
+    ping = b'{"jsonrpc":"2.0","id":"%s","method":"signalwire.ping","params":{}}'
+    view.frame(APP_TO_RELAY, T0, 1, ping % b"a1")
+    view.frame(RELAY_TO_APP, T0 + 0.002, 1, b'{"jsonrpc":"2.0","id":"a1","result":{}}')
+    for i in range(3):
+        view.frame(RELAY_TO_APP, T0 + 1 + i, 1, ping % b"r%d" % i)
+        answer = (
+            b'{"jsonrpc":"2.0","id":"r%d","error":{"code":-32603,"message":"no"}}'
+            if i == 2
+            else b'{"jsonrpc":"2.0","id":"r%d","result":{}}'
+        )
+        view.frame(APP_TO_RELAY, T0 + 1 + i + 0.5, 1, answer % i)
+    lines = view.stats.lines()
+    mine = lines.index("requests by method (1)")
+    assert lines[mine + 1].split()[:2] == ["signalwire.ping", "1"]
+    assert "error" not in lines[mine + 1] and "p50 2.0 ms" in lines[mine + 1]
+    theirs = lines.index("requests from RELAY (3)")
+    assert lines[theirs + 1].split()[:4] == ["signalwire.ping", "3", "1", "error"]
+    assert "p50 500 ms" in lines[theirs + 1]
+
+
 def test_stats_of_nothing_say_so() -> None:
     text = "\n".join(plain().stats.lines())
     assert "no requests" in text and "no events" in text and "ACKs 0  missing 0" in text

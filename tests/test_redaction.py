@@ -196,3 +196,25 @@ def test_serve_quiet_prints_only_its_start_line_and_errors() -> None:
     ), err
     bad = relay("serve", "-q", "--certfile", "cert.pem")
     assert bad.returncode == 2 and bad.stderr == "relay: --certfile and --keyfile go together\n"
+
+
+def test_may_hold_secret_sees_a_key_spelled_with_an_escape() -> None:
+    assert protocol.may_hold_secret(b'{"\\u0074oken":"SECRETB"}')
+    assert protocol.may_hold_secret(b'{"a":"\\"","tok\\u0065n":1}')
+    assert not protocol.may_hold_secret(b'{"a":"\\"quoted\\" \\n"}')
+
+
+def test_redact_text_redacts_the_value_of_a_secret_key_spelled_with_escapes() -> None:
+    text = '{"a":"\\u0041","\\u0074oken":"SECRETB","x":"y","jwt\\u005ftoken" : "SECRETC'
+    shown = protocol.redact_text(text)
+    assert "SECRETB" not in shown and "SECRETC" not in shown
+    assert shown == '{"a":"\\u0041","\\u0074oken":"[redacted]","x":"y","jwt\\u005ftoken" : "[redacted]"'
+    assert protocol.redact_text('{"\\u0078":"kept","bad\\u00":"kept"}') == '{"\\u0078":"kept","bad\\u00":"kept"}'
+
+
+def test_without_secrets_never_keeps_bytes_holding_a_key_given_twice() -> None:
+    raw = b'{"event_type":"x","params":{"token":"SECRET3"},"params":{}}'
+    value, kept = protocol.without_secrets(orjson.loads(raw), raw)
+    assert kept is None and value == {"event_type": "x", "params": {}}
+    plain = b'{"event_type":"x","params":{}}'
+    assert protocol.without_secrets(orjson.loads(plain), plain)[1] is plain

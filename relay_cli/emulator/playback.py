@@ -39,6 +39,7 @@ from relay_cli.protocol import (
     UNRECEIVE,
     FrameError,
     Kind,
+    RecordedFrame,
     classify,
     error,
 )
@@ -74,10 +75,6 @@ STARTS = frozenset({"calling.call.receive", "messaging.receive"})
 _ID_KEYS = ("control_id", "tag", "message_id", "call_id")
 """An event's ids, most specific first: which earlier request or start it follows."""
 _SHOWN = 60
-
-FrameTuple = tuple[str, float, int, bytes, bool]
-"""What :func:`relay_cli.pipeline.recording.read_frame` gives a frame record: direction, time, connection, raw,
-text."""
 
 
 class PlaybackError(RelayError):
@@ -154,7 +151,7 @@ class Recording:
 
     @classmethod
     def read(
-        cls, name: str, lines: Iterable[tuple[str, FrameTuple | str | None]], problem: Callable[[str, str], None]
+        cls, name: str, lines: Iterable[tuple[str, RecordedFrame | str | None]], problem: Callable[[str, str], None]
     ) -> Recording:
         """A recording from its lines, each ``(FILE:LINE, what it holds)``: a frame record's tuple, None for a
         line that is not one, or the message of a line that cannot be read. Bad lines go to ``problem`` and are

@@ -23,7 +23,7 @@ import orjson
 from relay_cli import protocol
 from relay_cli.errors import RelayError
 from relay_cli.event import InvalidEvent
-from relay_cli.protocol import APP_TO_RELAY, FRAME_KEY, RELAY_TO_APP
+from relay_cli.protocol import APP_TO_RELAY, FRAME_KEY, RELAY_TO_APP, RecordedFrame
 
 __all__ = [
     "MAX_LINE",
@@ -426,14 +426,14 @@ def _recorded(value: dict[str, Any], why: str = "") -> str | None:
 
 
 _FRAME_DIRECTIONS = (APP_TO_RELAY, RELAY_TO_APP)
-RecordedFrame = tuple[str, float, int, bytes, bool]
-"""A recorded frame: ``(direction, at, connection, raw, text)``, what :func:`frame_line` was given."""
 
 
 def read_frame(value: Any) -> RecordedFrame | None:
     """A recorded line's ``(direction, at, connection, raw, text)``: ``raw`` re-encoded without ``"_relay"`` (or
     the recorded ``"raw"`` text); None for a line that is not a frame record (no valid ``"_relay"``), or whose frame
     cannot be encoded again (nested deeper than the encoder goes: :func:`frame_line` records such a frame as text).
+    A frame recorded cut (``"truncated": true``, one over the frame limit) gives its excerpt as a
+    :class:`~relay_cli.protocol.FrameExcerpt`, which says the frame's ``size``.
     """
     if value.__class__ is not dict:
         return None
@@ -449,7 +449,11 @@ def read_frame(value: Any) -> RecordedFrame | None:
         shown = meta["raw"]
         if shown.__class__ is not str:
             return None
-        return direction, float(at), connection, shown.encode("utf-8", "replace"), meta.get("binary") is not True
+        data = shown.encode("utf-8", "replace")
+        if meta.get("truncated") is True:
+            size = meta.get("size")
+            data = protocol.FrameExcerpt(data, size if size.__class__ is int and size > len(data) else len(data))
+        return direction, float(at), connection, data, meta.get("binary") is not True
     try:
         raw = orjson.dumps({k: v for k, v in value.items() if k != FRAME_KEY})
     except orjson.JSONEncodeError:

@@ -23,7 +23,7 @@ import orjson
 
 from relay_cli import protocol
 from relay_cli.errors import RelayError
-from relay_cli.protocol import APP_TO_RELAY, FRAME_KEY, RELAY_TO_APP
+from relay_cli.protocol import FRAME_KEY
 
 __all__ = ["FrameRecorder", "Recorder", "RecordingError", "frame_line"]
 
@@ -32,8 +32,6 @@ _WHITESPACE = b" \t\r\n"
 _ENCODER_DEPTH = 254
 """orjson encodes values nested this deep at most, but decodes deeper ones: a frame with more containers than this
 might not be encoded again by :func:`read_frame`, so it is looked at before it is recorded as it came."""
-_DIRECTIONS = (APP_TO_RELAY, RELAY_TO_APP)
-_HEADS = {d: orjson.dumps({"dir": d})[:-1] + b',"t":' for d in _DIRECTIONS}
 _NOT_JSON = object()
 
 
@@ -121,15 +119,23 @@ def frame_line(direction: str, at: float, connection: int, raw: bytes, text: boo
     (binary: ``"binary": true`` too). Always one valid JSON object and ``"\\n"``.
 
     A JSON object already holding a ``"_relay"`` key is recorded as ``raw`` text too, so that key is not lost or
-    doubled. A binary frame's text is redacted as a text frame's would be. A frame over
-    :data:`~relay_cli.protocol.MAX_FRAME` (or one that would take far more memory decoded than its size) is not
-    decoded: it is recorded as ``raw`` text, the string values of its secret keys redacted in the text.
+    doubled. A binary frame's text is redacted as a text frame's would be. Bytes that may hold a secret
+    (:func:`~relay_cli.protocol.may_hold_secret`) are never kept: the frame is re-encoded from its redacted value
+    (with a key given twice, the value keeps only the last copy while the bytes still hold the first).
+
+    A frame over :data:`~relay_cli.protocol.MAX_FRAME` is not decoded, and not kept whole (a reader refuses so
+    long a line): ``{"_relay":{...,"raw":"<its first FRAME_EXCERPT bytes as redacted text>","size":N,
+    "truncated":true}}``. One that would take far more memory decoded than its size is recorded as ``raw`` text,
+    the string values of its secret keys redacted in the text.
     """
-    head = _HEADS.get(direction) or orjson.dumps({"dir": direction})[:-1] + b',"t":'
-    meta = (head, orjson.dumps(at), b',"conn":', b"%d" % connection)
+    meta = (protocol.frame_record_head(direction), orjson.dumps(at), protocol.frame_record_tail(connection))
+    if len(raw) > protocol.MAX_FRAME:
+        shown = orjson.dumps(protocol.redact_text(raw[: protocol.FRAME_EXCERPT].decode("utf-8", "replace")))
+        cut = b',"size":%d,"truncated":true' % len(raw)
+        return b"".join((b'{"_relay":', *meta, b',"raw":', shown, cut, b"}}\n" if text else b',"binary":true}}\n'))
     value: Any = _NOT_JSON
     exact = False  # ``value`` was decoded from ``raw`` itself, not from its text with bad bytes replaced
-    if len(raw) <= protocol.MAX_FRAME and not protocol.too_many_containers(raw):
+    if not protocol.too_many_containers(raw):
         try:
             value = orjson.loads(raw)
             exact = True
@@ -137,10 +143,10 @@ def frame_line(direction: str, at: float, connection: int, raw: bytes, text: boo
             value = _decoded_text(raw)
         if text and value.__class__ is dict and FRAME_KEY not in value and (not exact or _encodable(raw, value)):
             try:
-                clean = protocol.redact(value) if not exact or _may_hold_secret(raw) else value
-                body = raw.strip(_WHITESPACE) if exact and clean is value else b""
+                kept = exact and not protocol.may_hold_secret(raw)
+                body = raw.strip(_WHITESPACE) if kept else b""
                 if not body or b"\n" in body:
-                    body = orjson.dumps(clean)
+                    body = orjson.dumps(value if kept else protocol.redact(value))
             except (orjson.JSONEncodeError, RecursionError):
                 pass  # nested too deeply to be encoded again: kept as text
             else:
@@ -161,12 +167,6 @@ def _decoded_text(raw: bytes) -> Any:
     return _NOT_JSON
 
 
-def _may_hold_secret(raw: bytes) -> bool:
-    """:func:`~relay_cli.protocol.may_hold_secret`, and an escape, which can spell a secret key (``"\\u0074oken"``)
-    that a search of the bytes would miss."""
-    return protocol.may_hold_secret(raw) or b"\\u" in raw
-
-
 def _encodable(raw: bytes, value: Any) -> bool:
     """Whether a decoded frame can be encoded again: only one with enough containers can nest too deeply."""
     if raw.count(b"[") + raw.count(b"{") <= _ENCODER_DEPTH:
@@ -182,7 +182,7 @@ def _shown(raw: bytes, value: Any, exact: bool) -> str:
     """The ``raw`` text of a frame that is not recorded as an object: as it came when it is JSON with no secret;
     else redacted, by walking the value when it decoded, else by searching the text."""
     if value is not _NOT_JSON:
-        if exact and not _may_hold_secret(raw):
+        if exact and not protocol.may_hold_secret(raw):
             return raw.decode()
         try:
             return orjson.dumps(protocol.redact(value)).decode()

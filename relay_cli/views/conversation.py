@@ -18,19 +18,30 @@ from typing import Any, Final
 
 import orjson
 
-from relay_cli.protocol import APP_TO_RELAY, MAX_FRAME, RELAY_TO_APP, Kind, too_many_containers
+from relay_cli.protocol import (
+    APP_TO_RELAY,
+    FRAME_EXCERPT,
+    MAX_FRAME,
+    RELAY_TO_APP,
+    FrameExcerpt,
+    Kind,
+    too_many_containers,
+)
 
-__all__ = ["ACK_WAIT", "PENDING", "Asked", "Conversation", "Exchange"]
+__all__ = ["ACK_WAIT", "NO_ACK", "PENDING", "Asked", "Conversation", "Exchange"]
 
 ACK_WAIT: Final = 5.0
 """Seconds an event may go un-ACKed before it is flagged (RELAY resends un-ACKed events on a resume)."""
+NO_ACK: Final = f"no ACK in {ACK_WAIT:g} s"
+"""What an event un-ACKed for :data:`ACK_WAIT` seconds is flagged with."""
 PENDING: Final = 10_000
 """Requests and events awaiting their answer, kept for pairing; beyond it the oldest are given up on."""
 
 _METHOD_KINDS: Final = {kind.value: kind for kind in Kind if kind.value.startswith("signalwire.")}
 _OTHER: Final = {APP_TO_RELAY: RELAY_TO_APP, RELAY_TO_APP: APP_TO_RELAY}
 _NO_PARAMS: Final[dict[str, Any]] = {}
-_NO_ACK: Final = f"no ACK in {ACK_WAIT:g} s"
+_TOO_BIG: Final = f"over the {MAX_FRAME >> 20} MiB frame limit"
+_CUT: Final = f"{_TOO_BIG} (recorded: its first {FRAME_EXCERPT >> 10} KiB)"
 _EVENT: Final = Kind.EVENT
 _RESULT: Final = Kind.RESULT
 _ERROR: Final = Kind.ERROR
@@ -130,13 +141,14 @@ class Conversation:
         if not text:
             return _flagged(direction, at, connection, raw, "binary frame")
         if len(raw) > MAX_FRAME:
-            return _flagged(direction, at, connection, raw, f"over the {MAX_FRAME >> 20} MiB frame limit")
+            return _flagged(direction, at, connection, raw, _TOO_BIG)
         if len(raw) > 2**20 and too_many_containers(raw):  # the test itself counts only big frames
             return _flagged(direction, at, connection, raw, "too many arrays and objects to decode")
         try:
             frame = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return _flagged(direction, at, connection, raw, _not_json(raw))
+            cut = raw.__class__ is FrameExcerpt  # a recording's excerpt of a frame too big to keep whole
+            return _flagged(direction, at, connection, raw, _CUT if cut else _not_json(raw))
         if frame.__class__ is not dict:
             return _flagged(direction, at, connection, raw, "not a JSON-RPC object", frame)
         fid = frame.get("id")
@@ -200,14 +212,14 @@ class Conversation:
 
         Their answer may still come, and is still paired (its latency then says how late it was).
         """
-        found = [self._late(asked, _NO_ACK) for asked in self._given_up]
+        found = [self._late(asked, NO_ACK) for asked in self._given_up]
         self._given_up.clear()
         events = self._events
         deadline = now - ACK_WAIT
         while events and events[0].time <= deadline:
             asked = events.popleft()
             if not asked.acked:
-                found.append(self._late(asked, _NO_ACK))
+                found.append(self._late(asked, NO_ACK))
         return found
 
     def closed(self, connection: int) -> list[Exchange]:

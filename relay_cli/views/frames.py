@@ -76,12 +76,14 @@ class FrameRecords:
     ) -> bytes:
         head = self._heads.get(direction)
         if head is None:
-            head = self._heads[direction] = orjson.dumps({"dir": direction})[:-1] + b',"t":'
+            if len(self._heads) >= _CELLS:
+                self._heads.clear()
+            head = self._heads[direction] = protocol.frame_record_head(direction)
         tail = self._tails.get(number)
         if tail is None:
             if len(self._tails) >= _CELLS:
                 self._tails.clear()
-            tail = self._tails[number] = b',"conn":' + str(number).encode()
+            tail = self._tails[number] = protocol.frame_record_tail(number)
         body = None
         if kind is not None:
             if b"\n" not in raw and not protocol.may_hold_secret(raw):
@@ -94,9 +96,19 @@ class FrameRecords:
         if body is not None:
             line = b"".join((head, orjson.dumps(at), tail, b',"frame":', body, b"}\n"))
         else:
-            text = protocol.redact_text(raw.decode("utf-8", "replace"))
-            line = b"".join((head, orjson.dumps(at), tail, b',"frame":null,"raw":', orjson.dumps(text), b"}\n"))
+            line = b"".join((head, orjson.dumps(at), tail, b',"frame":null,"raw":', orjson.dumps(_text(raw)), b"}\n"))
         return terminal_json(line) if self.terminal else line
+
+
+def _text(raw: bytes) -> str:
+    """A frame that is not JSON-RPC as redacted text: a JSON one that may hold a secret redacted by walking its
+    value (a secret key's value may be an object, which no search of the text would redact)."""
+    if protocol.may_hold_secret(raw) and len(raw) <= protocol.MAX_FRAME and not protocol.too_many_containers(raw):
+        try:
+            return orjson.dumps(protocol.redact(orjson.loads(raw))).decode()
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError, RecursionError):
+            pass
+    return protocol.redact_text(raw.decode("utf-8", "replace"))
 
 
 class FrameLines:

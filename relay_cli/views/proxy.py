@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from relay_cli.errors import UsageError
 from relay_cli.protocol import Kind
-from relay_cli.views.conversation import ACK_WAIT, Asked, Conversation, Exchange
+from relay_cli.views.conversation import NO_ACK, Asked, Conversation, Exchange
 from relay_cli.views.frames import FrameLines, FrameRecords, millis
 from relay_cli.views.printers import cells, fit
 from relay_cli.views.proxystats import ProxyStats
@@ -38,7 +38,6 @@ __all__ = ["HELD", "LinkInfo", "LinkLike", "ProxyView"]
 
 HELD: Final = 10_000
 """Lines one connection may hold behind an un-ACKed event; past it the oldest event's line goes out as it is."""
-_NO_ACK: Final = f"no ACK in {ACK_WAIT:g} s"
 _CLOSED: Final = "no ACK, closed"
 _AT_EXIT: Final = "no ACK"
 _PENDING_ACK: Final = "ACK pending"
@@ -167,7 +166,7 @@ class ProxyView:
         if not overdue:
             return b""
         self.stats.missing += len(overdue)
-        return self._flag(overdue, _NO_ACK)
+        return self._flag(overdue, NO_ACK)
 
     def link(self, link: LinkLike) -> bytes:
         """A connection opened, was refused or closed; a closed one's held lines go out, flagged."""

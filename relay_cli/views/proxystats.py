@@ -44,6 +44,14 @@ def _name(table: dict[str, Any], name: str) -> str:
     return name if name in table or len(table) < MAX_NAMES else _OTHERS
 
 
+def _method(table: dict[str, _Method], method: str) -> _Method:
+    name = _name(table, method)
+    entry = table.get(name)
+    if entry is None:
+        entry = table[name] = _Method()
+    return entry
+
+
 def _failed(frame: Any) -> bool:
     """A result whose code (its own, or its inner ``result``'s, as call control nests it) is not 2xx."""
     value = frame.get("result")
@@ -72,6 +80,7 @@ class ProxyStats:
         "events",
         "flagged",
         "frames",
+        "from_relay",
         "missing",
         "refused",
         "requests",
@@ -83,6 +92,10 @@ class ProxyStats:
         self.frames = {APP_TO_RELAY: 0, RELAY_TO_APP: 0}
         """Frames by direction."""
         self.requests: dict[str, _Method] = {}
+        """The app's requests by method, with RELAY's answer times and errors."""
+        self.from_relay: dict[str, _Method] = {}
+        """RELAY's requests to the app (its pings, disconnects) by method, with the app's answer times and errors:
+        kept apart, so the app's answers are never counted as RELAY's."""
         self.events: dict[str, int] = {}
         self.acks = Histogram()
         """The app's ACK latencies."""
@@ -130,24 +143,19 @@ class ProxyStats:
                 if kind is _ERROR:
                     self.ack_errors += 1
             else:
-                method = self.requests.get(ex.method) or self._method(ex.method)
+                table = self.from_relay if asked.key[1] == RELAY_TO_APP else self.requests
+                method = table.get(ex.method) or _method(table, ex.method)
                 if ex.took is not None:
                     method.latency.add(ex.took)
                 if kind is _ERROR or _failed(ex.frame):
                     method.errors += 1
         else:
-            (self.requests.get(ex.method) or self._method(ex.method)).count += 1
+            table = self.from_relay if ex.direction == RELAY_TO_APP else self.requests
+            (table.get(ex.method) or _method(table, ex.method)).count += 1
             if kind is _CONNECT:
                 params = ex.frame.get("params")
                 if params.__class__ is dict and params.get("protocol"):
                     self.resumes += 1
-
-    def _method(self, method: str) -> _Method:
-        name = _name(self.requests, method)
-        entry = self.requests.get(name)
-        if entry is None:
-            entry = self.requests[name] = _Method()
-        return entry
 
     def link(self, what: str, connection: int) -> None:
         """Count a connection's ``open``, ``refused`` or ``closed``."""
@@ -161,22 +169,11 @@ class ProxyStats:
         return max(self.connections - self.refused - 1, 0)
 
     def lines(self) -> list[str]:
-        """The exit summary: requests by method, events by type, ACKs, connections, frames."""
-        out: list[str] = []
-        if self.requests:
-            rows = sorted(self.requests.items(), key=lambda item: (-item[1].count, item[0]))
-            width = max(len(escape(name)) for name, _ in rows)
-            digits = max(len(str(m.count)) for _, m in rows)
-            out.append(f"requests by method ({sum(m.count for _, m in rows)})")
-            for name, m in rows:
-                parts = [f"  {escape(name):<{width}}  {m.count:>{digits}}"]
-                if m.errors:
-                    parts.append(f"{m.errors} error{'s' if m.errors != 1 else ''}")
-                if m.latency.count:
-                    parts.append(_quantiles(m.latency))
-                out.append("  ".join(parts))
-        else:
-            out.append("no requests")
+        """The exit summary: the app's requests by method (RELAY's answer times), RELAY's requests to the app (the
+        app's), events by type, ACKs, connections, frames."""
+        out = _methods("requests by method", self.requests) if self.requests else ["no requests"]
+        if self.from_relay:
+            out += _methods("requests from RELAY", self.from_relay)
         if self.events:
             rows2 = sorted(self.events.items(), key=lambda item: (-item[1], item[0]))
             width = max(len(escape(name)) for name, _ in rows2)
@@ -210,3 +207,19 @@ class ProxyStats:
         if self.unpaired:
             out.append(f"answers to no request seen {self.unpaired}")
         return out
+
+
+def _methods(title: str, table: dict[str, _Method]) -> list[str]:
+    """A block of the summary: ``title (N)``, then a line per method, the most asked first."""
+    rows = sorted(table.items(), key=lambda item: (-item[1].count, item[0]))
+    width = max(len(escape(name)) for name, _ in rows)
+    digits = max(len(str(m.count)) for _, m in rows)
+    out = [f"{title} ({sum(m.count for _, m in rows)})"]
+    for name, m in rows:
+        parts = [f"  {escape(name):<{width}}  {m.count:>{digits}}"]
+        if m.errors:
+            parts.append(f"{m.errors} error{'s' if m.errors != 1 else ''}")
+        if m.latency.count:
+            parts.append(_quantiles(m.latency))
+        out.append("  ".join(parts))
+    return out
