@@ -1393,14 +1393,7 @@ def _replay(
     jobs: int | None,
     command: str = "replay",
 ) -> None:
-    if not logs:
-        if term.stdin_tty:
-            raise UsageError(f"no input: give a FILE, or pipe JSON into stdin (relay {command} --help)")
-        logs = [STDIN]
-    if follow and len(logs) > 1:
-        raise UsageError("--follow reads one recording at a time")
-    if logs.count(STDIN) > 1:
-        raise UsageError("stdin (-) can be read only once")
+    logs = _recordings(term, logs, follow, command)
     if by_call and (fmt is not None or verbose):
         flag = "--verbose" if verbose else f"--format {fmt}"
         raise UsageError(f"--by-call and {flag} cannot be used together: --by-call prints call blocks")
@@ -1471,6 +1464,19 @@ def _replay(
         raise typer.Exit(ExitCode.FAILURE)
 
 
+def _recordings(term: Terminal, logs: list[str] | None, follow: bool, command: str) -> list[str]:
+    """The recordings to read, stdin when none is given (and it is not a terminal), checked as a replay needs."""
+    if not logs:
+        if term.stdin_tty:
+            raise UsageError(f"no input: give a FILE, or pipe JSON into stdin (relay {command} --help)")
+        logs = [STDIN]
+    if follow and len(logs) > 1:
+        raise UsageError("--follow reads one recording at a time")
+    if logs.count(STDIN) > 1:
+        raise UsageError("stdin (-) can be read only once")
+    return logs
+
+
 def _replay_frames(
     term: Terminal,
     logs: list[str] | None,
@@ -1488,12 +1494,7 @@ def _replay_frames(
     from relay_cli.pipeline.reader import BadLine, recorded_frames
     from relay_cli.views.proxy import ProxyView
 
-    if not logs:
-        if term.stdin_tty:
-            raise UsageError("no input: give a FILE, or pipe JSON into stdin (relay replay --help)")
-        logs = [STDIN]
-    if follow and len(logs) > 1:
-        raise UsageError("--follow reads one recording at a time")
+    logs = _recordings(term, logs, follow, "replay")
     if fmt is not None and fmt.value not in FrameFormat.__members__:
         raise UsageError(f"--frames shows frames as pretty lines or JSON records (or none), not --format {fmt}")
     shown = _frame_format(term, FrameFormat(fmt.value) if fmt else None, quiet=False, verbose=verbose)

@@ -53,6 +53,7 @@ __all__ = [
     "RecordedFrame",
     "Secrets",
     "ack",
+    "call_control_result",
     "classify",
     "connect_params",
     "describe",
@@ -291,6 +292,13 @@ def connect_params(
 def too_many_containers(raw: bytes) -> bool:
     """Whether encoded JSON would take far more memory decoded than its size: only big frames are counted."""
     return len(raw) > 2**20 and raw.count(b"[") + raw.count(b"{") > MAX_CONTAINERS
+
+
+def call_control_result(value: dict[str, Any]) -> dict[str, Any]:
+    """The part of a result value that says how a call-control request went: the value itself, or the ``result``
+    object call control nests in it (``{"result": {"code": "200", ...}}``) when the value has no ``code``."""
+    inner = value.get("result")
+    return inner if inner.__class__ is dict and "code" not in value else value
 
 
 def is_success(value: Any) -> bool:

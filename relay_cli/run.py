@@ -351,8 +351,8 @@ class ProxyWatch:
     """What ``relay proxy`` does with every frame it forwards and every connection it opens or ends.
 
     The proxy calls :meth:`frame` on its hot path, just before it forwards the frame, so nothing here blocks or
-    raises. The frame is recorded first: one that reached the other side is on disk, whatever happens next.
-    Then it is shown through the view into an :class:`~relay_cli.outbuf.OutBuffer`: a stuck reader of stdout
+    raises. The frame is recorded before it is forwarded: one that reached the other side is on disk, whatever
+    happens next. It is shown through the view into an :class:`~relay_cli.outbuf.OutBuffer`: a stuck reader of stdout
     leaves lines out (counted in :attr:`hidden`), and never stalls the app's session. What ends the run (a
     recording that cannot be written, a failed or closed stdout) calls :attr:`on_end`, with the error kept in
     :attr:`error`. A ``--call-id`` prefix found to match two calls only warns: watching must never end the app's
@@ -380,14 +380,16 @@ class ProxyWatch:
         self._warned = False
 
     def frame(self, direction: str, at: float, connection: int, data: bytes, text: bool) -> None:
-        """Hot path: every frame, before it is forwarded."""
+        """Hot path: every frame, before it is forwarded; decoded once, by the view, for the recording too."""
+        lines = self.view.frame(direction, at, connection, data, text)
         if self.recorder is not None:
+            seen = self.view.last
             try:
-                self.recorder.write(direction, at, connection, data, text)
+                self.recorder.write(direction, at, connection, data, text, seen.frame if seen is not None else None)
             except RecordingError as exc:
                 self.recorder = None
                 self._end(exc)
-        self._show(self.view.frame(direction, at, connection, data, text))
+        self._show(lines)
         if self.view.error is not None and not self._warned:
             self._warned = True  # the view hides the second call's frames; the app's session goes on regardless
             self.warn(f"{self.view.error}: its frames are hidden from now on")

@@ -223,6 +223,7 @@ def test_any_json_frame_round_trips_and_never_keeps_a_secret(
     line = frame_line(direction, at, connection, raw)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert SECRET.encode() not in line
+    assert frame_line(direction, at, connection, raw, decoded=orjson.loads(raw)) == line  # decoded by the caller
     back = read_frame(orjson.loads(line))
     assert back is not None
     assert back[:3] == (direction, at, connection) and back[4] is True

@@ -103,8 +103,11 @@ class Recorder(_AppendFile):
 class FrameRecorder(_AppendFile):
     """Appends frames both ways, a :func:`frame_line` each (``relay serve --record``, ``relay proxy --record``)."""
 
-    def write(self, direction: str, at: float, connection: int, raw: bytes, text: bool = True) -> None:
-        self._append(frame_line(direction, at, connection, raw, text), 1)
+    def write(
+        self, direction: str, at: float, connection: int, raw: bytes, text: bool = True, decoded: Any = None
+    ) -> None:
+        """``decoded``: see :func:`frame_line`."""
+        self._append(frame_line(direction, at, connection, raw, text, decoded), 1)
 
     def write_many(self, direction: str, at: float, connection: int, raws: Sequence[bytes], text: bool = True) -> None:
         """Frames that crossed together (a burst of events sent in one write): one ``write(2)`` for them all."""
@@ -112,7 +115,7 @@ class FrameRecorder(_AppendFile):
             self._append(b"".join([frame_line(direction, at, connection, raw, text) for raw in raws]), len(raws))
 
 
-def frame_line(direction: str, at: float, connection: int, raw: bytes, text: bool = True) -> bytes:
+def frame_line(direction: str, at: float, connection: int, raw: bytes, text: bool = True, decoded: Any = None) -> bytes:
     """One line: the frame as it crossed the wire with ``,"_relay":{"dir":D,"t":T,"conn":N}`` spliced before its
     closing brace (a JSON object on one line with no secret), else the decoded object re-encoded with secrets
     redacted plus ``"_relay"``; a frame that is not a JSON object: ``{"_relay":{...,"raw":"<redacted text>"}}``
@@ -127,6 +130,9 @@ def frame_line(direction: str, at: float, connection: int, raw: bytes, text: boo
     long a line): ``{"_relay":{...,"raw":"<its first FRAME_EXCERPT bytes as redacted text>","size":N,
     "truncated":true}}``. One that would take far more memory decoded than its size is recorded as ``raw`` text,
     the string values of its secret keys redacted in the text.
+
+    ``decoded`` is the object ``raw`` decodes to, when the caller has decoded it already (the proxy's view has):
+    it is not decoded a second time.
     """
     meta = (protocol.frame_record_head(direction), orjson.dumps(at), protocol.frame_record_tail(connection))
     if len(raw) > protocol.MAX_FRAME:
@@ -135,22 +141,24 @@ def frame_line(direction: str, at: float, connection: int, raw: bytes, text: boo
         return b"".join((b'{"_relay":', *meta, b',"raw":', shown, cut, b"}}\n" if text else b',"binary":true}}\n'))
     value: Any = _NOT_JSON
     exact = False  # ``value`` was decoded from ``raw`` itself, not from its text with bad bytes replaced
-    if not protocol.too_many_containers(raw):
+    if decoded.__class__ is dict:
+        value, exact = decoded, True
+    elif not protocol.too_many_containers(raw):
         try:
             value = orjson.loads(raw)
             exact = True
         except orjson.JSONDecodeError:
             value = _decoded_text(raw)
-        if text and value.__class__ is dict and FRAME_KEY not in value and (not exact or _encodable(raw, value)):
-            try:
-                kept = exact and not protocol.may_hold_secret(raw)
-                body = raw.strip(_WHITESPACE) if kept else b""
-                if not body or b"\n" in body:
-                    body = orjson.dumps(value if kept else protocol.redact(value))
-            except (orjson.JSONEncodeError, RecursionError):
-                pass  # nested too deeply to be encoded again: kept as text
-            else:
-                return b"".join((body[:-1], b"," if value else b"", b'"_relay":', *meta, b"}}\n"))
+    if text and value.__class__ is dict and FRAME_KEY not in value and (not exact or _encodable(raw, value)):
+        try:
+            kept = exact and not protocol.may_hold_secret(raw)
+            body = raw.strip(_WHITESPACE) if kept else b""
+            if not body or b"\n" in body:
+                body = orjson.dumps(value if kept else protocol.redact(value))
+        except (orjson.JSONEncodeError, RecursionError):
+            pass  # nested too deeply to be encoded again: kept as text
+        else:
+            return b"".join((body[:-1], b"," if value else b"", b'"_relay":', *meta, b"}}\n"))
     shown = orjson.dumps(_shown(raw, value, exact))
     return b"".join((b'{"_relay":', *meta, b',"raw":', shown, b"}}\n" if text else b',"binary":true}}\n'))
 

@@ -419,9 +419,7 @@ def _result_detail(value: dict[str, Any]) -> tuple[str, str, bool]:
         session = value.get("sessionid")
         restored = "restored" if value.get("session_restored") else ""
         return join(f"session {short(session)}" if session else "connected", restored), "", False
-    inner = value.get("result")
-    if isinstance(inner, dict) and "code" not in value:
-        value = inner
+    value = protocol.call_control_result(value)
     ident = value.get("message_id")
     ident = ident if ident.__class__ is str else ""
     if "code" in value:

@@ -115,6 +115,8 @@ class ProxyView:
         self.accept = accept if accept is not None and accept.active else None
         self.stats = ProxyStats()
         self.conversation = Conversation()
+        self.last: Exchange | None = None
+        """The last frame seen, decoded: for a caller that needs its value too (``relay proxy --record``)."""
         self.error: UsageError | None = None
         """The first filter error met while running (an ambiguous ``--call-id`` prefix)."""
         self._see = self.conversation.see
@@ -131,7 +133,7 @@ class ProxyView:
 
     def frame(self, direction: str, at: float, connection: int, raw: bytes, text: bool = True) -> bytes:
         """One frame as it crossed the wire (``text`` False for a binary one): the lines it lets go."""
-        ex = self._see(direction, at, connection, raw, text)
+        ex = self.last = self._see(direction, at, connection, raw, text)
         self._count(ex)
         shown = True if self.accept is None else self._shown(ex)
         if self.json:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Final
 
-from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, Kind, is_success
+from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, Kind, call_control_result, is_success
 from relay_cli.views.conversation import Exchange
 from relay_cli.views.frames import millis
 from relay_cli.views.latency import Histogram
@@ -55,14 +55,7 @@ def _method(table: dict[str, _Method], method: str) -> _Method:
 def _failed(frame: Any) -> bool:
     """A result whose code (its own, or its inner ``result``'s, as call control nests it) is not 2xx."""
     value = frame.get("result")
-    if value.__class__ is not dict or not value:
-        return False
-    if "code" not in value:
-        inner = value.get("result")
-        if inner.__class__ is not dict:
-            return False
-        value = inner
-    return not is_success(value)
+    return value.__class__ is dict and not is_success(call_control_result(value))
 
 
 def _quantiles(h: Histogram) -> str:
