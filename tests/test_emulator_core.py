@@ -271,3 +271,17 @@ def test_the_outbox_gives_what_is_due_earliest_first_and_ties_in_the_order_put()
     assert box.pop_due(4.9) == ["a", "b"]
     assert box.pop_due(5.0) == ["c", "d"]
     assert len(box) == 0
+
+
+def test_the_outbox_in_simulated_time_always_gives_the_earliest_whatever_the_clock() -> None:
+    box: Outbox[str] = Outbox()
+    with pytest.raises(IndexError):
+        box.pop_first()
+    for due, item in ((3.0, "c"), (1.0, "a")):
+        box.put(due, item)
+    assert box.pop_first() == (1.0, "a")
+    # what is put is taken at once when it is the earliest; a tie goes to what was put first
+    assert box.put_pop_first(2.0, "b")[::2] == (2.0, "b")
+    assert box.put_pop_first(3.0, "d")[::2] == (3.0, "c")
+    assert box.put_pop_first(9.0, "e")[::2] == (3.0, "d")
+    assert len(box) == 1 and box.next_due() == 9.0
