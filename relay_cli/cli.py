@@ -33,6 +33,9 @@ from relay_cli.views.parse import Problem, parse_view
 from relay_cli.views.printers import Format, escape, make_printer, terminal_width
 
 if TYPE_CHECKING:
+    import ssl
+
+    from relay_cli.certs import LocalCA
     from relay_cli.outbuf import OutBuffer
 
 __all__ = ["app", "main"]
@@ -707,7 +710,18 @@ def serve(
     token: Annotated[
         str | None, typer.Option("--token", help="Accept only this token (default: any non-empty).", show_default=False)
     ] = None,
-    certfile: Annotated[str | None, typer.Option("--certfile", help="TLS certificate (PEM): serve wss://.")] = None,
+    tls_local: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Serve wss:// with a certificate from relay's local CA, as SignalWire's SDKs dial; prints the two"
+            " settings an app needs.",
+        ),
+    ] = False,
+    ca_dir: CaDirOption = None,
+    certfile: Annotated[
+        str | None, typer.Option("--certfile", help="TLS certificate (PEM) of your own: serve wss:// with it.")
+    ] = None,
     keyfile: Annotated[str | None, typer.Option("--keyfile", help="TLS private key (PEM) for --certfile.")] = None,
     rate: Annotated[
         float, typer.Option("--rate", min=0, help="With --demo or --replay: events per second per session; 0: unpaced.")
@@ -754,11 +768,12 @@ def serve(
 ) -> None:
     """Run a local RELAY for apps: call-control verbs, virtual far ends, a control plane; every frame shown.
 
-    Point an app (SignalWire's SDK with SIGNALWIRE_SPACE=127.0.0.1:8765) or relay tail --url at the
-    ws:// address it prints; start calls with relay call, or through the control plane. Ctrl-C stops it.
+    SignalWire's SDKs dial wss://: with --tls it prints the SIGNALWIRE_SPACE and SIGNALWIRE_RELAY_CA_FILE to
+    run an app with. relay tail --url takes the ws:// address it prints without. Start calls with relay call, or
+    through the control plane. Ctrl-C stops it.
 
     Examples:
-      relay serve                                         # an app's RELAY, frames both ways on stdout
+      relay serve --tls                                   # an app's RELAY, frames both ways on stdout
       relay serve --far-ends far-ends.json --speed 10     # scripted parties, ten times faster
       relay serve --demo --seed 1                         # the same demo traffic on every run
       relay serve --scripted --port 0 --control-port 0 -o json   # for a test suite written against mock_relay
@@ -788,7 +803,17 @@ def serve(
     cport = _control_port(port, control_port)
     shown = _frame_format(term, fmt, quiet=quiet, verbose=verbose)
     tls = None
-    if certfile or keyfile:
+    if tls_local and (certfile or keyfile):
+        raise UsageError(
+            "--tls signs a certificate with relay's local CA: it goes with neither --certfile nor --keyfile"
+        )
+    if ca_dir is not None and not tls_local:
+        raise UsageError("--ca-dir is where the local CA for --tls is kept: give --tls too")
+    ca = None
+    created = False
+    if tls_local:
+        ca, tls, created = _local_tls(ca_dir, host)
+    elif certfile or keyfile:
         if not (certfile and keyfile):
             raise UsageError("--certfile and --keyfile go together")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -849,6 +874,8 @@ def serve(
 
     def started() -> None:
         term.warn(f"RELAY emulator on {emulator.url} (control plane on {emulator.control_url})")
+        if ca is not None:
+            _say_app_settings(term, ca, created, emulator.url)
 
     try:
         code = run_serve(emulator, term.status, started=started, printer=printer, recorder=recorder)
@@ -911,12 +938,51 @@ def _loopback(host: str) -> bool:
 
 
 def _certificate_hosts(host: str) -> list[str]:
-    """The names an app may dial the proxy by: the listen address, and this machine's names when it is all of them."""
+    """The names an app may dial relay by: the listen address, and this machine's names when it is all of them."""
     if host in _ANY_ADDRESS:
         import socket
 
         return ["127.0.0.1", "::1", "localhost", socket.gethostname()]
     return [host, "127.0.0.1", "localhost"] if host in ("localhost", "127.0.0.1") else [host]
+
+
+CaDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-dir",
+        help="Where relay's local CA is kept (made on first use; its key is private to you).",
+        show_default="relay's config directory, e.g. ~/.config/relay/ca",
+    ),
+]
+
+
+def _local_tls(ca_dir: str | None, host: str) -> tuple[LocalCA, ssl.SSLContext, bool]:
+    """relay's local CA (made on first use: then the bool is True) and a server context with a certificate it
+    signed for ``host``: what ``relay serve --tls`` and ``relay proxy`` show SignalWire's SDKs."""
+    from pathlib import Path
+
+    from relay_cli.certs import LocalCA
+
+    ca = LocalCA(Path(ca_dir) if ca_dir else Path(typer.get_app_dir("relay")) / "ca")
+    created = ca.ensure()
+    return ca, ca.server_context(_certificate_hosts(host)), created
+
+
+def _say_app_settings(term: Terminal, ca: LocalCA, created: bool, url: str) -> None:
+    """The two settings an SDK app needs to dial ``url`` (wss://) trusting relay's CA, as bare lines to copy
+    (even with -q)."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    if created:
+        term.warn(f"made a local CA for relay: {ca.cert_path} (trust it only for apps you run through relay)")
+    term.warn("run your app with:")
+    parts = urlsplit(url)
+    address = parts.netloc
+    if (parts.hostname or "") in _ANY_ADDRESS:  # every interface: dialled here as 127.0.0.1, which the cert names
+        address = f"127.0.0.1:{parts.port}"
+    term.say(f"SIGNALWIRE_SPACE={address}")
+    term.say(f"SIGNALWIRE_RELAY_CA_FILE={shlex.quote(str(ca.cert_path))}")
 
 
 def _same_address(url: str, host: str, port: int) -> bool:
@@ -959,14 +1025,7 @@ def proxy(
         str | None,
         typer.Option("--upstream-ca-file", help="CA bundle to trust for a wss:// upstream (default: the system's)."),
     ] = None,
-    ca_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--ca-dir",
-            help="Where relay's local CA is kept (made on first use; its key is private to you).",
-            show_default="relay's config directory, e.g. ~/.config/relay/ca",
-        ),
-    ] = None,
+    ca_dir: CaDirOption = None,
     plain: Annotated[
         bool,
         typer.Option("--plain", help="Listen with ws:// instead of wss:// (loopback only), for clients that dial it."),
@@ -1002,11 +1061,8 @@ def proxy(
       relay proxy --upstream ws://127.0.0.1:8765          # to a local relay serve
       relay proxy -m 'calling.*' --record app.jsonl       # call-control requests only; every frame recorded
     """
-    import shlex
     import ssl
-    from pathlib import Path
 
-    from relay_cli.certs import LocalCA
     from relay_cli.pipeline.recording import FrameRecorder
     from relay_cli.protocol import display_url
     from relay_cli.proxy import Proxy
@@ -1040,9 +1096,7 @@ def proxy(
     tls = None
     created = False
     if not plain:
-        ca = LocalCA(Path(ca_dir) if ca_dir else Path(typer.get_app_dir("relay")) / "ca")
-        created = ca.ensure()
-        tls = ca.server_context(_certificate_hosts(host))
+        ca, tls, created = _local_tls(ca_dir, host)
     recorder = FrameRecorder(record) if record else None
     output = None
     if shown is not FrameFormat.none:
@@ -1064,14 +1118,7 @@ def proxy(
         if ca is None:
             term.warn(f"point a client that takes a URL at {server.url}: SignalWire's SDKs dial wss:// only")
             return
-        if created:
-            term.warn(f"made a local CA for relay proxy: {ca.cert_path} (trust it only for apps you run through relay)")
-        term.warn("run your app with:")
-        address = server.url.split("://", 1)[1]
-        if host in _ANY_ADDRESS:  # every interface: this machine dials it as 127.0.0.1, which the certificate names
-            address = f"127.0.0.1:{server.port}"
-        term.say(f"SIGNALWIRE_SPACE={address}")
-        term.say(f"SIGNALWIRE_RELAY_CA_FILE={shlex.quote(str(ca.cert_path))}")
+        _say_app_settings(term, ca, created, server.url)
 
     try:
         code = run_proxy(server, watch, started=started)

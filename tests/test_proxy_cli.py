@@ -341,7 +341,7 @@ def test_start_lines_are_printed_to_copy_even_quiet_and_the_ca_is_made_once_then
     assert code == 130
     assert err.splitlines() == [  # -q: the start lines, and no summary
         f"relay: proxy on wss://127.0.0.1:{port} → {upstream.url}",
-        f"relay: made a local CA for relay proxy: {cert} (trust it only for apps you run through relay)",
+        f"relay: made a local CA for relay: {cert} (trust it only for apps you run through relay)",
         "relay: run your app with:",
         f"SIGNALWIRE_SPACE=127.0.0.1:{port}",
         f"SIGNALWIRE_RELAY_CA_FILE={cert}",
