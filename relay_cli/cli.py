@@ -1101,7 +1101,12 @@ def proxy(
     output = None
     if shown is not FrameFormat.none:
         output = _frame_output(term)
-    view = ProxyView(term.style(color), accept=accept, **_frame_view_options(term, shown, verbose))
+    view = ProxyView(
+        term.style(color),
+        accept=accept,
+        lines=shown is not FrameFormat.none,
+        **_frame_view_options(term, shown, verbose),
+    )
     watch = ProxyWatch(view, output, recorder, term.status, term.warn)
     server = Proxy(
         target,
@@ -1545,7 +1550,12 @@ def _replay_frames(
     if fmt is not None and fmt.value not in FrameFormat.__members__:
         raise UsageError(f"--frames shows frames as pretty lines or JSON records (or none), not --format {fmt}")
     shown = _frame_format(term, FrameFormat(fmt.value) if fmt else None, quiet=False, verbose=verbose)
-    view = ProxyView(term.style(color), accept=accept, **_frame_view_options(term, shown, verbose))
+    view = ProxyView(
+        term.style(color),
+        accept=accept,
+        lines=shown is not FrameFormat.none,
+        **_frame_view_options(term, shown, verbose),
+    )
     bad = others = records = lines = 0
     out: list[bytes] = []
     live = follow or pacer is not None

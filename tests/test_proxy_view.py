@@ -334,6 +334,27 @@ def test_stats_keep_relays_requests_to_the_app_apart_from_the_apps_own() -> None
     assert "p50 500 ms" in lines[theirs + 1]
 
 
+def test_without_lines_a_view_renders_nothing_and_counts_what_a_rendering_view_counts() -> None:
+    """``-o none``: the summary is the same, and no line is ever built (every call gives b"")."""
+    rendering, counting = plain(), plain(lines=False)
+    for view in (rendering, counting):
+        out = [view.link(LinkInfo(1, "open", T0))]
+        for i in range(20):
+            out.append(view.frame(APP_TO_RELAY, T0 + i, 1, request(f"a{i}", "calling.play")))
+            out.append(view.frame(RELAY_TO_APP, T0 + i + 0.003, 1, result(f"a{i}", "200" if i % 4 else "404")))
+            out.append(view.frame(RELAY_TO_APP, T0 + i, 1, event(f"e{i}")))
+            if i % 5:
+                out.append(view.frame(APP_TO_RELAY, T0 + i + 0.001, 1, ack(f"e{i}")))
+        out += [view.frame(RELAY_TO_APP, T0, 1, b"junk"), view.tick(T0 + 16), view.link(LinkInfo(1, "closed", T0 + 30))]
+        out += [view.finish()]
+        if view is counting:
+            assert set(out) == {b""}
+        else:
+            assert b"no ACK" in b"".join(out)
+    assert counting.stats.lines() == rendering.stats.lines()
+    assert "missing 4" in "\n".join(counting.stats.lines())
+
+
 def test_stats_of_nothing_say_so() -> None:
     text = "\n".join(plain().stats.lines())
     assert "no requests" in text and "no events" in text and "ACKs 0  missing 0" in text

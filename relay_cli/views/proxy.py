@@ -92,7 +92,8 @@ class ProxyView:
     """Turns every frame both ways into lines (or frame records) for stdout, and counts them in :attr:`stats`.
 
     ``style``, ``json``, ``verbose``, ``width``, ``terminal`` and ``ascii`` are :class:`FrameView`'s options;
-    ``accept`` decides which frames are shown (all, when None). Each method returns the bytes ready to write
+    ``accept`` decides which frames are shown (all, when None); with ``lines`` False (``-o none``) frames are only
+    counted, nothing rendered. Each method returns the bytes ready to write
     now, ``b""`` when there are none; none raises on what came over the wire. A ``--call-id`` prefix found to
     match two ids is kept in :attr:`error` (the frames of the second id are hidden), for the caller to stop on.
     """
@@ -107,8 +108,10 @@ class ProxyView:
         terminal: bool = False,
         ascii: bool = False,
         accept: FrameFilter | None = None,
+        lines: bool = True,
     ) -> None:
         self.style = style
+        self.lines = lines
         self.json = json
         self.verbose = verbose
         self.width = width
@@ -135,6 +138,8 @@ class ProxyView:
         """One frame as it crossed the wire (``text`` False for a binary one): the lines it lets go."""
         ex = self.last = self._see(direction, at, connection, raw, text)
         self._count(ex)
+        if not self.lines:
+            return b""
         shown = True if self.accept is None else self._shown(ex)
         if self.json:
             return self._records(direction, at, connection, ex.kind, raw, ex.frame) if shown else b""
