@@ -1543,8 +1543,8 @@ def _replay_frames(
     color: Color,
 ) -> None:
     """``relay replay --frames``: a two-way recording's frames through relay proxy's view, in recorded order."""
-    from relay_cli.pipeline.reader import BadLine, recorded_frames
-    from relay_cli.views.proxy import ProxyView
+    from relay_cli.pipeline.reader import BadLine, RecordedClose, recorded_frames
+    from relay_cli.views.proxy import LinkInfo, ProxyView
 
     logs = _recordings(term, logs, follow, "replay")
     if fmt is not None and fmt.value not in FrameFormat.__members__:
@@ -1576,6 +1576,10 @@ def _replay_frames(
             for at_line, record in recorded_frames(Source(path), follow=follow):
                 if record is None:
                     others += 1
+                    continue
+                if isinstance(record, RecordedClose):
+                    write(view.tick(record.at))
+                    write(view.link(LinkInfo(record.connection, "closed", record.at, record.code, record.reason)))
                     continue
                 if not isinstance(record, tuple):
                     bad += isinstance(record, BadLine) and not record.truncated

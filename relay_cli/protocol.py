@@ -50,6 +50,7 @@ __all__ = [
     "FrameExcerpt",
     "FrameRecord",
     "Kind",
+    "RecordedClose",
     "RecordedFrame",
     "Secrets",
     "ack",
@@ -141,6 +142,22 @@ FRAME_EXCERPT = 64 * 2**10
 
 RecordedFrame = tuple[str, float, int, bytes, bool]
 """A recorded frame: ``(direction, at, connection, raw, text)``, what a two-way recording was given of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedClose:
+    """A two-way recording's line for a connection that ended, ``{"_relay": {"t": T, "conn": N, "closed": CODE,
+    "reason": R, "detail": D}}``: a replay then knows the end the live proxy saw (an event un-ACKed when its
+    connection closed is "no ACK, closed", not "awaited at exit"). No frame crossed: the line has no ``dir``."""
+
+    at: float
+    connection: int
+    code: int | None
+    """The close code that passed through; None for a drop (no close frame)."""
+    reason: str = ""
+    """The close frame's reason, redacted."""
+    detail: str = ""
+    """Who ended it: "by the app", "dropped by RELAY", "by the proxy", ..."""
 
 
 class FrameExcerpt(bytes):

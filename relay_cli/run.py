@@ -24,7 +24,7 @@ from relay_cli.lifecycles import ENDED, INBOUND_MESSAGE, MESSAGE
 from relay_cli.outbuf import OutBuffer, OutputError
 from relay_cli.pipeline.recording import FrameRecorder, RecordingError
 from relay_cli.pipeline.stages import Pipeline
-from relay_cli.protocol import ConnectionNumbers, Kind
+from relay_cli.protocol import ConnectionNumbers, Kind, RecordedClose
 from relay_cli.session import Credentials, RelaySession, SessionConfig, SessionError, SessionStats
 from relay_cli.views.text import escape, short, with_reason
 
@@ -337,7 +337,11 @@ def load_playback(path: str, problem: Callable[[str, str], None]) -> Recording:
     from relay_cli.pipeline.reader import Source, recorded_frames
 
     source = Source(path)
-    lines = ((at, v if v is None or isinstance(v, tuple) else v.message) for at, v in recorded_frames(source))
+    lines = (
+        (at, v if v is None or isinstance(v, tuple) else v.message)
+        for at, v in recorded_frames(source)
+        if not isinstance(v, RecordedClose)  # the app ends its own connections
+    )
     return Recording.read(source.name, lines, problem)
 
 
@@ -404,6 +408,13 @@ class ProxyWatch:
         else:
             code = f" ({link.code}{' ' + link.reason if link.reason else ''})" if link.code is not None else ""
             self.status(f"{number} closed {link.detail}{code}")
+            if self.recorder is not None:
+                close = RecordedClose(link.at, link.connection, link.code, link.reason, link.detail)
+                try:
+                    self.recorder.closed(close)
+                except RecordingError as exc:
+                    self.recorder = None
+                    self._end(exc)
         self._show(self.view.link(link))
 
     def tick(self) -> None:

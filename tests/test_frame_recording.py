@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay_cli import protocol
-from relay_cli.pipeline.reader import MAX_LINE, read_frame, to_event
-from relay_cli.pipeline.recording import FrameRecorder, RecordingError, frame_line
-from relay_cli.protocol import APP_TO_RELAY, MAX_FRAME, RELAY_TO_APP
+from relay_cli.pipeline.reader import MAX_LINE, read_close, read_frame, to_event
+from relay_cli.pipeline.recording import FrameRecorder, RecordingError, close_line, frame_line
+from relay_cli.protocol import APP_TO_RELAY, MAX_FRAME, RELAY_TO_APP, RecordedClose
 
 SECRET = "PT-the-secret-token-value"
 EVENT: dict[str, Any] = {
@@ -146,6 +146,39 @@ def test_a_secret_under_a_key_given_twice_is_never_recorded() -> None:
     line = frame_line(APP_TO_RELAY, 1.0, 1, raw)
     assert b"SECRET3" not in line
     assert orjson.loads(line) == {"method": "signalwire.connect", "params": {}, "_relay": meta(line)}
+
+
+def test_a_connections_end_is_a_line_of_its_own_that_reads_back_and_is_no_frame() -> None:
+    close = RecordedClose(1700000001.5, 3, 1001, "going away", "by RELAY")
+    line = close_line(close)
+    assert line == (b'{"_relay":{"t":1700000001.5,"conn":3,"closed":1001,"reason":"going away","detail":"by RELAY"}}\n')
+    value = orjson.loads(line)
+    assert read_close(value) == close and read_frame(value) is None
+    dropped = RecordedClose(2.0, 1, None, "", "dropped by the app")
+    assert read_close(orjson.loads(close_line(dropped))) == dropped
+    assert read_close(orjson.loads(frame_line(APP_TO_RELAY, 1.0, 1, orjson.dumps(protocol.ack("e-1"))))) is None
+
+
+def test_a_close_reason_is_redacted_as_any_frame_text_is() -> None:
+    line = close_line(RecordedClose(1.0, 1, 4000, f'bad "token": "{SECRET}"', "by the app"))
+    assert SECRET.encode() not in line and b"[redacted]" in line
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"_relay": {"t": 1.0, "conn": 1}},
+        {"_relay": {"t": 1.0, "conn": 1, "closed": "1000"}},
+        {"_relay": {"t": 1.0, "conn": "1", "closed": 1000}},
+        {"_relay": {"t": None, "conn": 1, "closed": 1000}},
+        {"_relay": {"t": 1.0, "conn": 1, "closed": 1000, "reason": 5}},
+        {"_relay": {"dir": "app>relay", "t": 1.0, "conn": 1, "closed": 1000}},
+        {"_relay": {"t": 1.0, "conn": 1, "closed": 1000}, "jsonrpc": "2.0"},
+        [1],
+    ],
+)
+def test_read_close_refuses_what_is_no_connections_end(value: Any) -> None:
+    assert read_close(value) is None
 
 
 def test_read_frame_gives_back_the_frame_and_where_it_crossed() -> None:

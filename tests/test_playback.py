@@ -21,8 +21,16 @@ from websockets.asyncio.client import connect as dial
 from relay_cli.emulator import Emulator
 from relay_cli.emulator.playback import NO_MATCH, Playback, PlaybackError, Recording
 from relay_cli.emulator.sessions import EmulatorCore, Peer
-from relay_cli.pipeline.recording import FrameRecorder, frame_line
-from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, ConnectionNumbers, ack, connect_params, request
+from relay_cli.pipeline.recording import FrameRecorder, close_line, frame_line
+from relay_cli.protocol import (
+    APP_TO_RELAY,
+    RELAY_TO_APP,
+    ConnectionNumbers,
+    RecordedClose,
+    ack,
+    connect_params,
+    request,
+)
 from relay_cli.run import load_playback
 
 CALL = "call-rec-1"
@@ -341,6 +349,17 @@ def test_bad_lines_are_reported_with_file_and_line_and_skipped(tmp_path: Path) -
     ]
     assert [r.method for r in rec.requests] == ["calling.answer", "calling.play"]
     assert rec.requests[1].where == f"{path}:8"
+
+
+def test_a_recorded_connections_end_is_no_problem_and_plays_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl"
+    write(path, answer_and_play())
+    with path.open("ab") as f:
+        f.write(close_line(RecordedClose(T0 + 9, 1, 1000, "", "by the app")))
+    problems: list[str] = []
+    rec = load(path, problems)
+    assert problems == []
+    assert [r.method for r in rec.requests] == ["calling.answer", "calling.play"]
 
 
 def test_a_file_without_frame_records_is_one_clear_error(tmp_path: Path) -> None:

@@ -467,9 +467,11 @@ def test_interrupted_it_exits_130_with_a_summary_of_requests_events_acks_and_con
     assert "relay: connections 1  reconnects 0  resumes 0" in lines
 
 
-def test_the_recording_is_private_and_every_line_a_frame_record_of_connection_one(session: Session) -> None:
+def test_the_recording_is_private_every_frame_a_record_of_connection_one_and_its_end_last(session: Session) -> None:
     assert stat.S_IMODE(session.recording.stat().st_mode) == 0o600
-    lines = [orjson.loads(line) for line in session.recording.read_bytes().splitlines()]
+    *lines, end = [orjson.loads(line) for line in session.recording.read_bytes().splitlines()]
+    assert end == {"_relay": {"t": end["_relay"]["t"], "conn": 1, "closed": 1000, "reason": "", "detail": "by the app"}}
+    assert end["_relay"]["t"] >= lines[-1]["_relay"]["t"]
     assert len(lines) == len(records(session.out))
     for line in lines:
         mark = line["_relay"]
@@ -605,6 +607,46 @@ def test_an_event_the_app_does_not_ack_within_5_s_is_flagged(upstream: EmulatorT
     [line] = [line for line in out.splitlines() if "signalwire.auth.state" in line]
     assert line.endswith(flagged)
     assert any(re.match(r"relay: ACKs 0  missing 1$", x) for x in err.splitlines()), err
+
+
+def test_an_event_unacked_when_the_app_closes_reads_the_same_live_and_replayed(
+    upstream: EmulatorThread, tmp_path: Path
+) -> None:
+    """The recording keeps the connection's end, so ``replay --frames`` says "no ACK, closed" as the live proxy
+    did, not "no ACK" (awaited at exit); the event recordings' readers skip that line, and ``parse`` names it."""
+    path = tmp_path / "rec.jsonl"
+    with proxying(
+        "--upstream", upstream.url, "--plain", "-o", "pretty", "--color", "never", "--record", str(path)
+    ) as p:
+
+        async def app() -> None:
+            ws, _ = await hello(p.url, context())
+            async with ws:
+                frame = orjson.loads(await ws.recv())  # the authorization state event, never ACKed
+                assert frame["method"] == "signalwire.event"
+
+        run(app())
+        p.until(p.stderr_has("closed by the app"), "the app's connection to close")
+        code, out, _ = p.stop()
+    assert code == 130
+    [live] = [line for line in out.splitlines() if "signalwire.auth.state" in line]
+    assert live.endswith(" · no ACK, closed")
+    end = orjson.loads(path.read_bytes().splitlines()[-1])
+    assert end["_relay"]["closed"] == 1000 and end["_relay"]["detail"] == "by the app"
+
+    replayed = relay("replay", str(path), "--frames", "-o", "pretty", "--color", "never", "--summary")
+    assert replayed.returncode == 0, replayed.stderr
+    [again] = [line for line in replayed.stdout.splitlines() if "signalwire.auth.state" in line]
+    assert again.split("  ", 1)[1] == live.split("  ", 1)[1]  # the same line after the clock
+    assert "relay: ACKs 0  missing 1" in replayed.stderr.splitlines()
+    events = relay("replay", str(path), "-o", "json")
+    assert (events.returncode, events.stderr, len(events.stdout.splitlines())) == (0, "", 1)
+    (tmp_path / "end.json").write_bytes(path.read_bytes().splitlines()[-1])
+    named = relay("parse", str(tmp_path / "end.json"))
+    assert named.returncode == 0  # named, as any frame that is not an event is
+    assert named.stderr.endswith(
+        ": not an event: a connection's end, not a frame (connection 1 closed by the app, code 1000)\n"
+    )
 
 
 def test_reconnects_are_numbered_and_counted(upstream: EmulatorThread) -> None:

@@ -23,7 +23,7 @@ import orjson
 from relay_cli import protocol
 from relay_cli.errors import RelayError
 from relay_cli.event import InvalidEvent
-from relay_cli.protocol import APP_TO_RELAY, FRAME_KEY, RELAY_TO_APP, RecordedFrame
+from relay_cli.protocol import APP_TO_RELAY, FRAME_KEY, RELAY_TO_APP, RecordedClose, RecordedFrame
 
 __all__ = [
     "MAX_LINE",
@@ -32,9 +32,11 @@ __all__ = [
     "Entry",
     "InputError",
     "Notice",
+    "RecordedClose",
     "RecordedFrame",
     "Source",
     "entries",
+    "read_close",
     "read_frame",
     "recorded_frames",
     "spans",
@@ -412,7 +414,11 @@ def _recorded(value: dict[str, Any], why: str = "") -> str | None:
     """What a two-way recording's frame that is not JSON-RPC is; None when ``value`` is no frame record."""
     frame = read_frame(value)
     if frame is None:
-        return None
+        close = read_close(value)
+        if close is None:
+            return None
+        how = f"code {close.code}" if close.code is not None else "no close frame"
+        return f"a connection's end, not a frame (connection {close.connection} closed {close.detail}, {how})"
     direction, _, connection, raw, text = frame
     where = f" ({direction}, connection {connection})"
     if not text:
@@ -461,11 +467,31 @@ def read_frame(value: Any) -> RecordedFrame | None:
     return direction, float(at), connection, raw, True
 
 
+def read_close(value: Any) -> RecordedClose | None:
+    """A recorded connection's end (:func:`~relay_cli.pipeline.recording.close_line`); None for any other line."""
+    if value.__class__ is not dict or len(value) != 1:
+        return None
+    meta = value.get(FRAME_KEY)
+    if meta.__class__ is not dict or "dir" in meta or "closed" not in meta:
+        return None
+    at, connection, code = meta.get("t"), meta.get("conn"), meta["closed"]
+    reason, detail = meta.get("reason", ""), meta.get("detail", "")
+    if (at.__class__ is not float and at.__class__ is not int) or connection.__class__ is not int:
+        return None
+    if (code is not None and code.__class__ is not int) or reason.__class__ is not str or detail.__class__ is not str:
+        return None
+    return RecordedClose(float(at), connection, code, reason, detail)
+
+
 def recorded_frames(
     source: Source, *, follow: bool = False
-) -> Iterator[tuple[str, RecordedFrame | BadLine | Notice | None]]:
+) -> Iterator[tuple[str, RecordedFrame | RecordedClose | BadLine | Notice | None]]:
     """Each line of a two-way recording, read with the reader of every other recording: ``FILE:LINE`` and its
-    frame record, or None for a line that is not one, or what the reader says of a line it cannot read."""
+    frame record or connection's end, None for a line that is neither, or what the reader says of a line it cannot
+    read."""
     for line, _, value in entries(source, follow=follow):
         at = where(source, line) if line != "" else source.name
-        yield at, value if isinstance(value, (BadLine, Notice)) else read_frame(value)
+        if isinstance(value, (BadLine, Notice)):
+            yield at, value
+        else:
+            yield at, read_frame(value) or read_close(value)

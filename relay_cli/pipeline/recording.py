@@ -3,7 +3,8 @@
 ``relay tail --record`` keeps event payloads, one a line (:class:`Recorder`). ``relay serve --record`` (and the
 proxy) keep every frame both ways (:class:`FrameRecorder`), each line the frame as it crossed the wire plus one key,
 ``"_relay": {"dir": "app>relay" | "relay>app", "t": <epoch seconds>, "conn": N}``: a line stays a RELAY frame,
-so the readers of event recordings read these too, and :func:`read_frame` gives each frame back.
+so the readers of event recordings read these too, and :func:`read_frame` gives each frame back. The proxy also
+records each connection's end as a line with no frame (:func:`close_line`), which ``read_close`` gives back.
 
 Each line is handed to the kernel as soon as it is made, in one ``write(2)`` (a burst of frames: one for the
 burst), so a recorder killed at any moment leaves every earlier line on disk and at worst one partial last line,
@@ -25,7 +26,7 @@ from relay_cli import protocol
 from relay_cli.errors import RelayError
 from relay_cli.protocol import FRAME_KEY
 
-__all__ = ["FrameRecorder", "Recorder", "RecordingError", "frame_line"]
+__all__ = ["FrameRecorder", "Recorder", "RecordingError", "close_line", "frame_line"]
 
 _FLAGS = os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
 _WHITESPACE = b" \t\r\n"
@@ -113,6 +114,23 @@ class FrameRecorder(_AppendFile):
         """Frames that crossed together (a burst of events sent in one write): one ``write(2)`` for them all."""
         if raws:
             self._append(b"".join([frame_line(direction, at, connection, raw, text) for raw in raws]), len(raws))
+
+    def closed(self, close: protocol.RecordedClose) -> None:
+        """A connection ended: its :func:`close_line`."""
+        self._append(close_line(close), 1)
+
+
+def close_line(close: protocol.RecordedClose) -> bytes:
+    """``{"_relay":{"t":T,"conn":N,"closed":CODE|null,"reason":R,"detail":D}}`` and ``"\n"``: the reason redacted
+    as any frame's text is (an app may put anything in it)."""
+    meta = {
+        "t": close.at,
+        "conn": close.connection,
+        "closed": close.code,
+        "reason": protocol.redact_text(close.reason),
+        "detail": close.detail,
+    }
+    return orjson.dumps({FRAME_KEY: meta}) + b"\n"
 
 
 def frame_line(direction: str, at: float, connection: int, raw: bytes, text: bool = True, decoded: Any = None) -> bytes:
