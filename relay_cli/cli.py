@@ -869,6 +869,7 @@ def serve(
         numbers = printer.view.connection_number if printer is not None else ConnectionNumbers()
         recorder = JournalRecorder(recording, numbers)
         emulator.journal.observers.append(recorder.observe)
+        emulator.on_close.append(recorder.closed)
     if printer is not None:
         emulator.journal.observers.append(printer.observe)
 

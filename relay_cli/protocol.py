@@ -227,6 +227,10 @@ class ConnectionNumbers:
                 self._numbers.popitem(last=False)
         return number
 
+    def known(self, connection: str) -> int | None:
+        """The number ``connection`` was given, or None for one never numbered (none is given here)."""
+        return self._numbers.get(connection)
+
 
 def classify(frame: Any) -> Kind:
     """Say what a decoded frame is; raise :class:`FrameError` when it is not JSON-RPC at all."""

@@ -31,6 +31,7 @@ from relay_cli.views.text import escape, short, with_reason
 if TYPE_CHECKING:
     from relay_cli.emulator import Emulator
     from relay_cli.emulator.playback import Recording
+    from relay_cli.emulator.sessions import Peer
     from relay_cli.proxy import Link, Proxy
     from relay_cli.views.frames import FrameView
     from relay_cli.views.proxy import ProxyView
@@ -249,6 +250,17 @@ class JournalRecorder:
             return
         try:
             self.recorder.write_many(direction, at, self.numbers(connection), raws)
+        except RecordingError as exc:
+            self.error = exc
+            self.on_closed()
+
+    def closed(self, peer: Peer, at: float, code: int | None, reason: str, detail: str) -> None:
+        """An ``Emulator.on_close`` observer: a connection's end, for a connection with frames recorded."""
+        number = self.numbers.known(peer.id)
+        if self.error is not None or number is None:
+            return
+        try:
+            self.recorder.closed(RecordedClose(at, number, code, reason, detail))
         except RecordingError as exc:
             self.error = exc
             self.on_closed()

@@ -16,8 +16,8 @@ import orjson
 from harness import relay, spawn, wait_until
 from websockets.asyncio.client import ClientConnection, connect
 
-from relay_cli.pipeline.reader import read_frame
-from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, ack, connect_params, request
+from relay_cli.pipeline.reader import read_close, read_frame
+from relay_cli.protocol import APP_TO_RELAY, RELAY_TO_APP, RecordedClose, ack, connect_params, request
 
 START = re.compile(r"^relay: RELAY emulator on (wss?://\S+) \(control plane on (http://\S+)\)$")
 TOKEN = "PT-secret-token-value"
@@ -98,12 +98,19 @@ async def _session(url: str, events: int = 0) -> App:
 
 
 def _records(path: Path) -> list[tuple[bytes, tuple[str, float, int, bytes, bool]]]:
+    """Every frame record, with its line; every other line must be a connection's end."""
     records = []
     for line in path.read_bytes().splitlines():
         frame = read_frame(orjson.loads(line))
-        assert frame is not None, line
+        if frame is None:
+            assert read_close(orjson.loads(line)) is not None, line
+            continue
         records.append((line, frame))
     return records
+
+
+def _closes(path: Path) -> list[RecordedClose]:
+    return [c for line in path.read_bytes().splitlines() if (c := read_close(orjson.loads(line))) is not None]
 
 
 def _spliced(raw: bytes, line: bytes) -> bool:
@@ -142,6 +149,36 @@ def test_serve_records_every_frame_both_ways_as_it_crossed_the_wire(tmp_path: Pa
             else:
                 assert _spliced(raw, line), (raw, line)
     assert TOKEN.encode() not in path.read_bytes()
+    # Each connection's end, after its last frame: the app closed both.
+    closes = _closes(path)
+    assert [(c.connection, c.code, c.detail) for c in closes] == [(1, 1000, "by the app"), (2, 1000, "by the app")]
+    lines = [orjson.loads(line)["_relay"] for line in path.read_bytes().splitlines()]
+    for number in (1, 2):
+        last_frame = max(i for i, m in enumerate(lines) if m["conn"] == number and "dir" in m)
+        [end] = [i for i, m in enumerate(lines) if m["conn"] == number and "closed" in m]
+        assert end > last_frame
+
+
+def test_a_connection_that_never_spoke_leaves_no_close_and_a_drop_says_so(tmp_path: Path) -> None:
+    """A socket that sent nothing is no connection of the recording; one cut off (no close frame) is recorded
+    as dropped by the app, with no code."""
+    path = tmp_path / "drops.jsonl"
+    with serving(path, "-q") as (proc, url):
+
+        async def silent_then_cut() -> None:
+            async with connect(url, ping_interval=None):
+                pass  # closed without a frame
+            async with connect(url, ping_interval=None, compression=None) as ws:
+                params = connect_params(project="p-123", token=TOKEN, contexts=["default"])
+                await ws.send(orjson.dumps(request("signalwire.connect", params, "c-1")).decode())
+                await ws.recv()
+                ws.transport.abort()
+
+        asyncio.run(silent_then_cut())
+        wait_until(lambda: bool(_closes(path)), what="the dropped connection's end")
+        stop(proc)
+    assert [(c.connection, c.code, c.reason, c.detail) for c in _closes(path)] == [(1, None, "", "dropped by the app")]
+    assert {f[2] for _, f in _records(path)} == {1}
 
 
 def test_serve_records_bursts_of_demo_events_and_replay_shows_them(tmp_path: Path) -> None:

@@ -66,6 +66,12 @@ class _Conn(Peer):
         self.held: list[bytes] = []
         """Frames written synchronously while frozen, sent on thaw()."""
         self.connected_at = time.time()
+        self.aborted = False
+        """The server dropped it (no close frame either way): a drop by RELAY, not by the app."""
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.ws.transport.abort()
 
     def write(self, frames: Sequence[bytes]) -> None:
         if self.live.is_set():
@@ -168,6 +174,10 @@ class Emulator:
         self._live.set()
         self._connected = 0
         self._connected_changed = asyncio.Condition()
+        self.on_close: list[Callable[[Peer, float, int | None, str, str], None]] = []
+        """Told of each connection's end, after its last frame: ``(peer, at, code, reason, detail)``, the close
+        code and reason of whoever closed first (None and "" for a drop) and who ("by the app", "by RELAY",
+        "dropped by the app", "dropped by RELAY"): ``relay serve --record`` records it."""
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
 
@@ -282,7 +292,7 @@ class Emulator:
         """Abort every connection without a close frame, as a network failure would; sessions survive."""
         conns = list(self._conns)
         for conn in conns:
-            conn.ws.transport.abort()
+            conn.abort()
         await self._wait_done(conns)
         if conns:
             self.log(f"dropped {len(conns)} connection(s)")
@@ -392,7 +402,7 @@ class Emulator:
             pass
         except Exception as exc:
             self.log(f"{conn.name}: internal error, closing: {exc!r}")
-            ws.transport.abort()
+            conn.abort()
         finally:
             self._conns.discard(conn)
             for task in conn.tasks:
@@ -401,6 +411,27 @@ class Emulator:
             self.core.detach(conn)
             conn.done.set()
             self.log(f"{conn.name} disconnected")
+            self._ended(conn)
+
+    def _ended(self, conn: _Conn) -> None:
+        """Tell :attr:`on_close` how ``conn`` ended: who closed it first, with which code, or who dropped it."""
+        if not self.on_close:
+            return
+        ws = conn.ws.protocol
+        rcvd, sent = ws.close_rcvd, ws.close_sent
+        code: int | None
+        if rcvd is not None and (sent is None or ws.close_rcvd_then_sent):
+            code, reason, detail = rcvd.code, rcvd.reason, "by the app"
+        elif sent is not None:
+            code, reason, detail = sent.code, sent.reason, "by RELAY"
+        else:
+            code, reason, detail = None, "", "dropped by RELAY" if conn.aborted else "dropped by the app"
+        at = time.time()
+        for told in self.on_close:
+            try:
+                told(conn, at, code, reason, detail)
+            except Exception as exc:  # an observer must not break the server
+                self.log(f"internal error in a close observer: {exc!r}")
 
     async def _serve(self, conn: _Conn) -> None:
         ws, core = conn.ws, self.core
@@ -453,7 +484,7 @@ class Emulator:
         """A resume took the session over from a socket the server still thought alive: drop that socket."""
         for task in old.tasks:
             task.cancel()
-        old.ws.transport.abort()
+        old.abort()
         await self._wait_done([old])
 
     # -- what the server sends -----------------------------------------------------------------------------
@@ -583,7 +614,7 @@ class Emulator:
             pass
         except Exception as exc:
             self.log(f"{conn.name}: internal error, closing: {exc!r}")
-            conn.ws.transport.abort()
+            conn.abort()
 
     async def _wait_done(self, conns: list[_Conn]) -> None:
         if conns:
