@@ -1,9 +1,9 @@
-"""A local certificate authority, so that an unmodified app can dial ``relay proxy`` over TLS.
+"""A local certificate authority, so that an unmodified app can dial ``relay proxy`` or ``relay serve --tls`` over TLS.
 
 SignalWire's SDKs dial ``wss://$SIGNALWIRE_SPACE`` and trust the CA file named by ``SIGNALWIRE_RELAY_CA_FILE``. To
-sit between such an app and RELAY, the proxy serves TLS with a certificate the app trusts: one signed by a CA of
-relay's own, made on first use and kept (its key readable by the user alone), as mitmproxy does. Each run signs a
-fresh certificate for the address it listens on; the CA file the app is pointed at stays the same.
+sit between such an app and RELAY, or to be its RELAY, relay serves TLS with a certificate the app trusts: one signed
+by a CA of relay's own, made on first use and kept (its key readable by the user alone), as mitmproxy does. Each
+run signs a fresh certificate for the address it listens on; the CA file the app is pointed at stays the same.
 
 The certificates follow what strict verifiers ask (Python 3.13's ``VERIFY_X509_STRICT``, browsers): key usages
 marked critical, subject and authority key identifiers, the names in ``subjectAltName``.
@@ -79,7 +79,10 @@ class LocalCA:
             try:
                 names.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
-                names.append(x509.DNSName(host))
+                try:
+                    names.append(x509.DNSName(host.encode("idna").decode("ascii")))  # an A-label, as X.509 wants
+                except UnicodeError:
+                    raise CertificateError(f"cannot sign a certificate for {host!r}: not a valid host name") from None
         if not names:
             raise ValueError("a server certificate needs at least one host")
         now = _now()
@@ -158,7 +161,7 @@ class LocalCA:
         name = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "relay-cli"),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"relay proxy local CA ({_user()})"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"relay local CA ({_user()})"),
             ]
         )
         now = _now()

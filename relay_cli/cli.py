@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from relay_cli.certs import LocalCA
     from relay_cli.outbuf import OutBuffer
+    from relay_cli.views.proxy import ProxyView
 
 __all__ = ["app", "main"]
 
@@ -567,6 +568,14 @@ def _frame_view_options(term: Terminal, shown: FrameFormat, verbose: bool) -> di
     }
 
 
+def _proxy_view(term: Terminal, color: Color, accept: FrameFilter, shown: FrameFormat, verbose: bool) -> ProxyView:
+    """The proxy's view of frames (``relay proxy``, ``relay replay --frames``); with ``-o none`` it only counts."""
+    from relay_cli.views.proxy import ProxyView
+
+    options = _frame_view_options(term, shown, verbose)
+    return ProxyView(term.style(color), accept=accept, lines=shown is not FrameFormat.none, **options)
+
+
 def _frame_output(term: Terminal) -> OutBuffer:
     """stdout for frame lines, through a buffer a stuck reader cannot stall the network role behind."""
     from relay_cli.outbuf import DEFAULT_LIMIT, OutBuffer
@@ -809,11 +818,7 @@ def serve(
         )
     if ca_dir is not None and not tls_local:
         raise UsageError("--ca-dir is where the local CA for --tls is kept: give --tls too")
-    ca = None
-    created = False
-    if tls_local:
-        ca, tls, created = _local_tls(ca_dir, host)
-    elif certfile or keyfile:
+    if certfile or keyfile:
         if not (certfile and keyfile):
             raise UsageError("--certfile and --keyfile go together")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -831,6 +836,10 @@ def serve(
         ctx.meta[_COMMAND] = "serve --playback"
         recorded = load_playback(playback, term.problem)
     mode: Mode = "demo" if demo or replay is not None else "scripted" if scripted else "app"
+    ca = None
+    created = False
+    if tls_local:  # last, once every input has loaded: a CA made by a run that then fails would go unannounced
+        ca, tls, created = _local_tls(ca_dir, host)
 
     def log(message: str) -> None:
         if message.startswith("RELAY emulator on "):  # said by started(), even with -q
@@ -951,7 +960,7 @@ CaDirOption = Annotated[
     str | None,
     typer.Option(
         "--ca-dir",
-        help="Where relay's local CA is kept (made on first use; its key is private to you).",
+        help="Where relay's local CA for wss:// is kept (made on first use; its key is private to you).",
         show_default="relay's config directory, e.g. ~/.config/relay/ca",
     ),
 ]
@@ -980,8 +989,8 @@ def _say_app_settings(term: Terminal, ca: LocalCA, created: bool, url: str) -> N
     term.warn("run your app with:")
     parts = urlsplit(url)
     address = parts.netloc
-    if (parts.hostname or "") in _ANY_ADDRESS:  # every interface: dialled here as 127.0.0.1, which the cert names
-        address = f"127.0.0.1:{parts.port}"
+    if (parts.hostname or "") in _ANY_ADDRESS:  # every interface: dialled here by a loopback name the cert holds
+        address = f"[::1]:{parts.port}" if parts.hostname == "::" else f"127.0.0.1:{parts.port}"
     term.say(f"SIGNALWIRE_SPACE={address}")
     term.say(f"SIGNALWIRE_RELAY_CA_FILE={shlex.quote(str(ca.cert_path))}")
 
@@ -1068,7 +1077,6 @@ def proxy(
     from relay_cli.protocol import display_url
     from relay_cli.proxy import Proxy
     from relay_cli.run import ProxyWatch, run_proxy
-    from relay_cli.views.proxy import ProxyView
 
     term = _terminal(ctx, quiet=quiet)
     host, port = _listen_address(listen)
@@ -1102,12 +1110,7 @@ def proxy(
     output = None
     if shown is not FrameFormat.none:
         output = _frame_output(term)
-    view = ProxyView(
-        term.style(color),
-        accept=accept,
-        lines=shown is not FrameFormat.none,
-        **_frame_view_options(term, shown, verbose),
-    )
+    view = _proxy_view(term, color, accept, shown, verbose)
     watch = ProxyWatch(view, output, recorder, term.status, term.warn)
     server = Proxy(
         target,
@@ -1545,18 +1548,13 @@ def _replay_frames(
 ) -> None:
     """``relay replay --frames``: a two-way recording's frames through relay proxy's view, in recorded order."""
     from relay_cli.pipeline.reader import BadLine, RecordedClose, recorded_frames
-    from relay_cli.views.proxy import LinkInfo, ProxyView
+    from relay_cli.views.proxy import LinkInfo
 
     logs = _recordings(term, logs, follow, "replay")
     if fmt is not None and fmt.value not in FrameFormat.__members__:
         raise UsageError(f"--frames shows frames as pretty lines or JSON records (or none), not --format {fmt}")
     shown = _frame_format(term, FrameFormat(fmt.value) if fmt else None, quiet=False, verbose=verbose)
-    view = ProxyView(
-        term.style(color),
-        accept=accept,
-        lines=shown is not FrameFormat.none,
-        **_frame_view_options(term, shown, verbose),
-    )
+    view = _proxy_view(term, color, accept, shown, verbose)
     bad = others = records = lines = 0
     out: list[bytes] = []
     live = follow or pacer is not None
@@ -1581,6 +1579,8 @@ def _replay_frames(
                 if isinstance(record, RecordedClose):
                     write(view.tick(record.at))
                     write(view.link(LinkInfo(record.connection, "closed", record.at, record.code, record.reason)))
+                    if count is not None and shown is not FrameFormat.none and lines >= count:
+                        break
                     continue
                 if not isinstance(record, tuple):
                     bad += isinstance(record, BadLine) and not record.truncated

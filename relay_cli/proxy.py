@@ -354,7 +354,6 @@ class Proxy:
         if pair.ended:
             return
         pair.ended = True
-        at = time.time()
         by_app = side is pair.app
         who = "the app" if by_app else "RELAY"
         other: Connection = pair.relay if by_app else pair.app
@@ -373,7 +372,8 @@ class Proxy:
             await _close_empty(other)
         else:
             await other.close(code, reason)
-        self._link(Link(pair.number, "closed", at, pair.peer, detail, code, reason))
+        # Stamped once the other side is closed too: frames forwarded meanwhile come before the end, in time as well.
+        self._link(Link(pair.number, "closed", time.time(), pair.peer, detail, code, reason))
 
     def _link(self, link: Link) -> None:
         if self.on_link is not None:

@@ -400,11 +400,8 @@ class ProxyWatch:
         lines = self.view.frame(direction, at, connection, data, text)
         if self.recorder is not None:
             seen = self.view.last
-            try:
-                self.recorder.write(direction, at, connection, data, text, seen.frame if seen is not None else None)
-            except RecordingError as exc:
-                self.recorder = None
-                self._end(exc)
+            decoded = seen.frame if seen is not None else None
+            self._record(self.recorder.write, direction, at, connection, data, text, decoded)
         self._show(lines)
         if self.view.error is not None and not self._warned:
             self._warned = True  # the view hides the second call's frames; the app's session goes on regardless
@@ -421,13 +418,18 @@ class ProxyWatch:
             code = f" ({link.code}{' ' + link.reason if link.reason else ''})" if link.code is not None else ""
             self.status(f"{number} closed {link.detail}{code}")
             if self.recorder is not None:
-                close = RecordedClose(link.at, link.connection, link.code, link.reason, link.detail)
-                try:
-                    self.recorder.closed(close)
-                except RecordingError as exc:
-                    self.recorder = None
-                    self._end(exc)
+                self._record(
+                    self.recorder.closed, RecordedClose(link.at, link.connection, link.code, link.reason, link.detail)
+                )
         self._show(self.view.link(link))
+
+    def _record(self, write: Callable[..., None], *args: Any) -> None:
+        """One line of the recording; a failed write (a full disk) stops the recording and ends the run."""
+        try:
+            write(*args)
+        except RecordingError as exc:
+            self.recorder = None
+            self._end(exc)
 
     def tick(self) -> None:
         """Flag the events whose ACK is overdue."""

@@ -174,6 +174,8 @@ def test_a_close_reason_is_redacted_as_any_frame_text_is() -> None:
         {"_relay": {"t": 1.0, "conn": 1, "closed": 1000, "reason": 5}},
         {"_relay": {"dir": "app>relay", "t": 1.0, "conn": 1, "closed": 1000}},
         {"_relay": {"t": 1.0, "conn": 1, "closed": 1000}, "jsonrpc": "2.0"},
+        {"_relay": {"t": 1.0, "conn": True, "closed": 1000}},
+        {"_relay": {"t": 1.0, "conn": 1, "closed": True}},
         [1],
     ],
 )
@@ -366,6 +368,22 @@ def _two_way(path: Path) -> list[dict[str, Any]]:
     ]
     path.write_bytes(b"".join(frame_line(d, 10.0 + i, 1, raw, text) for i, (d, raw, text) in enumerate(frames)))
     return [EVENT, ended]
+
+
+def test_replay_frames_counts_the_lines_a_connections_end_lets_go(tmp_path: Path) -> None:
+    """An event held for its ACK goes out when its connection ends: ``-n`` counts it there, and stops."""
+    path = tmp_path / "closed.jsonl"
+    event = orjson.dumps(protocol.event_frame(EVENT, "e-1"))
+    later = orjson.dumps(protocol.request("signalwire.ping", {}, "p-1"))
+    path.write_bytes(
+        frame_line(RELAY_TO_APP, 10.0, 1, event)
+        + close_line(RecordedClose(10.5, 1, 1000, "", "by the app"))
+        + frame_line(APP_TO_RELAY, 11.0, 2, later)
+    )
+    result = relay("replay", str(path), "--frames", "-n", "1", "--color", "never", "-o", "pretty")
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    assert "calling.call.state" in line and line.endswith(" · no ACK, closed")
 
 
 def test_replay_shows_exactly_the_events_of_a_two_way_recording(tmp_path: Path) -> None:

@@ -879,3 +879,20 @@ def test_an_ambiguous_call_id_prefix_warns_once_and_never_ends_the_apps_session(
     assert (
         len(warned) == 1 and "--call-id 'aa'" in warned[0] and warned[0].endswith("its frames are hidden from now on")
     )
+
+
+def test_a_connections_end_that_cannot_be_recorded_ends_the_run_with_the_files_name() -> None:
+    from relay_cli.pipeline.recording import FrameRecorder
+    from relay_cli.proxy import Link
+    from relay_cli.run import ProxyWatch
+    from relay_cli.views.proxy import ProxyView
+    from relay_cli.views.text import Style
+
+    statuses: list[str] = []
+    ended: list[bool] = []
+    watch = ProxyWatch(ProxyView(Style(False)), None, FrameRecorder("/dev/full"), statuses.append, print)
+    watch.on_end = lambda: ended.append(True)
+    watch.link(Link(1, "closed", 2.0, "127.0.0.1:5", "by the app", 1000, ""))
+    assert statuses == ["#1 closed by the app (1000)"]
+    assert ended == [True] and watch.recorder is None
+    assert str(watch.error) == "cannot write to /dev/full: No space left on device"

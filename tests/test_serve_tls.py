@@ -4,6 +4,7 @@ made by hand. The app is the official SDK, configured only by the two lines the 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import signal
@@ -19,6 +20,10 @@ from pathlib import Path
 import pytest
 from conftest import relay_env
 from signalwire.relay.client import RelayClient
+
+from relay_cli.certs import LocalCA
+from relay_cli.cli import _say_app_settings
+from relay_cli.terminal import Terminal
 
 START = re.compile(r"^relay: RELAY emulator on wss://(\S+):(\d+) \(control plane on http://\S+\)$")
 WAIT = 15.0
@@ -71,9 +76,10 @@ def serving(*args: str) -> Iterator[Serving]:
             server.proc.wait(timeout=WAIT)
 
 
-async def dial_and_hang_up(space: str) -> str:
-    """The SDK's whole outbound flow: connect over wss, dial a number (the default far end answers), hang up."""
-    client = RelayClient(project="p", token="PT-serve-tls-secret", host=space, contexts=["office"])
+async def dial_and_hang_up() -> str:
+    """The SDK's whole outbound flow, configured from the environment alone: connect over wss, dial a number (the
+    default far end answers), hang up."""
+    client = RelayClient(contexts=["office"])
     await client.connect()
     try:
         call = await client.dial([[{"type": "phone", "params": {"to_number": "+15550003333", "from_number": "+1555"}}]])
@@ -90,9 +96,9 @@ def test_an_sdk_app_runs_on_the_two_printed_settings_and_the_ca_is_made_once(
     ca = tmp_path / "ca"
     with serving("--ca-dir", str(ca), "--speed", "50", "-q") as first:
         settings = first.settings()
-        for name, value in settings.items():
+        for name, value in {**settings, "SIGNALWIRE_PROJECT_ID": "p", "SIGNALWIRE_API_TOKEN": "PT-tls-secret"}.items():
             monkeypatch.setenv(name, value)
-        assert asyncio.run(asyncio.wait_for(dial_and_hang_up(settings["SIGNALWIRE_SPACE"]), WAIT))
+        assert asyncio.run(asyncio.wait_for(dial_and_hang_up(), WAIT))
         code, lines = first.stop()
     assert code == 130
     match = START.match(lines[0])
@@ -157,3 +163,35 @@ def test_a_local_ca_key_others_can_read_is_refused_in_one_line(tmp_path: Path) -
         f"relay: {key} can be read by others (mode 0644): it signs certificates apps trust; make it private"
         f" (chmod 600) or remove {ca} for a new CA"
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "space"),
+    [
+        ("wss://127.0.0.1:8765", "127.0.0.1:8765"),
+        ("wss://0.0.0.0:8765", "127.0.0.1:8765"),  # every IPv4 interface: dialled as loopback
+        ("wss://[::]:8765", "[::1]:8765"),  # every IPv6 interface listens on IPv6 only: ::1, not 127.0.0.1
+        ("wss://[::1]:8765", "[::1]:8765"),
+        ("wss://relay.local:8765", "relay.local:8765"),
+    ],
+)
+def test_the_space_printed_is_one_this_machine_can_dial(url: str, space: str, tmp_path: Path) -> None:
+    err = io.StringIO()
+    term = Terminal(stdout=io.BytesIO(), stderr=err, stdout_tty=False, stderr_tty=False)
+    _say_app_settings(term, LocalCA(tmp_path / "ca"), False, url)
+    assert err.getvalue().splitlines()[1:] == [
+        f"SIGNALWIRE_SPACE={space}",
+        f"SIGNALWIRE_RELAY_CA_FILE={tmp_path / 'ca' / 'relay-ca.pem'}",
+    ]
+
+
+def test_a_host_that_cannot_be_in_a_certificate_is_one_line_and_no_ca_is_made_by_a_run_that_fails(
+    tmp_path: Path,
+) -> None:
+    ca = tmp_path / "ca"
+    bad = _relay_serve("--tls", "--ca-dir", str(ca), "--far-ends", str(tmp_path / "missing.json"))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert not ca.exists()  # the next run announces the CA it makes
+    result = _relay_serve("--tls", "--ca-dir", str(ca), "--host", "ex\u00e4mple..", "--port", "0")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == "relay: cannot sign a certificate for 'exämple..': not a valid host name"

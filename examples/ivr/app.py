@@ -5,10 +5,10 @@ answer, a wrong key, or a busy team, the caller leaves a voicemail instead. A te
 
 Settings come from the environment, as the SDK reads them: SIGNALWIRE_PROJECT_ID, SIGNALWIRE_API_TOKEN,
 SIGNALWIRE_SPACE (and SIGNALWIRE_RELAY_CA_FILE for a local server); the menu's numbers from IVR_SALES_NUMBER and
-IVR_SUPPORT_NUMBER. Run it against a local relay (the README's "Pointing an app at it" makes cert.pem)::
+IVR_SUPPORT_NUMBER. Run it against a local relay, with the two settings ``relay serve --tls`` prints::
 
-    relay serve --certfile cert.pem --keyfile key.pem &
-    SIGNALWIRE_SPACE=127.0.0.1:8765 SIGNALWIRE_RELAY_CA_FILE=cert.pem \
+    relay serve --tls &
+    SIGNALWIRE_SPACE=127.0.0.1:8765 SIGNALWIRE_RELAY_CA_FILE=~/.config/relay/ca/relay-ca.pem \
         SIGNALWIRE_PROJECT_ID=p SIGNALWIRE_API_TOKEN=t python examples/ivr/app.py &
     relay call --to +15550001000 --press 2 --wait
 

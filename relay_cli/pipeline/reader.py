@@ -411,14 +411,16 @@ def to_event(value: Any) -> tuple[Any, str | None]:
 
 
 def _recorded(value: dict[str, Any], why: str = "") -> str | None:
-    """What a two-way recording's frame that is not JSON-RPC is; None when ``value`` is no frame record."""
+    """What a two-way recording's line that is no JSON-RPC frame is (a frame that is not, or a connection's end);
+    None when ``value`` is neither."""
     frame = read_frame(value)
     if frame is None:
         close = read_close(value)
         if close is None:
             return None
         how = f"code {close.code}" if close.code is not None else "no close frame"
-        return f"a connection's end, not a frame (connection {close.connection} closed {close.detail}, {how})"
+        by = f" {close.detail}" if close.detail else ""
+        return f"a connection's end, not a frame (connection {close.connection} closed{by}, {how})"
     direction, _, connection, raw, text = frame
     where = f" ({direction}, connection {connection})"
     if not text:

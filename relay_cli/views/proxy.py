@@ -138,9 +138,9 @@ class ProxyView:
         """One frame as it crossed the wire (``text`` False for a binary one): the lines it lets go."""
         ex = self.last = self._see(direction, at, connection, raw, text)
         self._count(ex)
+        shown = True if self.accept is None else self._shown(ex)  # also where an ambiguous --call-id is found
         if not self.lines:
             return b""
-        shown = True if self.accept is None else self._shown(ex)
         if self.json:
             return self._records(direction, at, connection, ex.kind, raw, ex.frame) if shown else b""
         kind = ex.kind
