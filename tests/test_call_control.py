@@ -470,6 +470,25 @@ def test_a_dial_nobody_answers_ends_its_leg_then_fails_with_no_call(number: str,
     assert got[-2]["end_reason"] == reason and "call" not in got[-1] and got[-1]["tag"] == "t-1"
 
 
+@pytest.mark.parametrize("lateness", [0.07, 0.3, 1.0])
+def test_a_failed_dial_is_told_after_its_legs_end_however_late_the_timers_run(lateness: float) -> None:
+    """A loaded machine runs timers late: the clock here jumps ``lateness`` seconds between ticks."""
+    rig = Rig()
+    rig.events()
+    devices = [[phone(BUSY)], [{**phone(SILENT), "params": {"to_number": SILENT, "timeout": 2}}]]
+    rig.verb("calling.dial", tag="t-1", devices=devices)
+    for _ in range(int(15 / lateness)):
+        rig.clock.now += lateness
+        rig.emu.tick()
+    got = [
+        (e.get("device", {}).get("params", {}).get("to_number"), e.get("call_state") or e.get("dial_state"))
+        for e in rig.events()
+    ]
+    first = ["created", "dialing", "ringing", "ending", "ended"]  # the busy group; the dial event once
+    assert [what for _, what in got] == [*first, "created", "ringing", "ending", "ended", "failed"]
+    assert [number for number, what in got if what == "ended"] == [BUSY, SILENT]
+
+
 # -- results and errors ------------------------------------------------------------------------------------------
 
 

@@ -517,7 +517,7 @@ class CallControl:
                         self.end(leg, "cancel" if winner is not None else what)
                 if winner is None:
                     last_reason = max(outcomes, key=lambda o: o[0])[1]
-                    start(index + 1)
+                    self._once_ended(legs, lambda: start(index + 1))
                     return
                 ringing.cancelled = True
                 self.send_state(winner, ANSWERED)
@@ -528,6 +528,14 @@ class CallControl:
 
         start(0)
         return ringing
+
+    def _once_ended(self, legs: list[Call], then: Callable[[], None]) -> None:
+        """Run ``then`` once every leg has sent ``ended``: a group's failure (the next group dialled, or the dial
+        failed) always follows its legs' ends, however late a loaded machine runs their timers."""
+        if all(leg.state == ENDED for leg in legs):
+            then()
+        else:
+            self.later(EVENT_GAP, lambda: self._once_ended(legs, then))
 
     def _give_up(self, ringing: Ringing, leg: Call, reason: str, after: float) -> None:
         """A dialled leg's far end is busy, declines or never answers: the leg ends ``after`` seconds on."""
