@@ -64,7 +64,6 @@ class Messaging:
     def __init__(self, core: EmulatorCore) -> None:
         self.core = core
         self._messages: OrderedDict[str, _Message] = OrderedDict()
-        self._last_offered: dict[str, int] = {}
 
     # -- the app sends ---------------------------------------------------------------------------------------
 
@@ -145,12 +144,7 @@ class Messaging:
             (s for s in self.core.sessions.values() if s.conn is not None and context in s.contexts),
             key=lambda s: s.index,
         )
-        if not candidates:
-            return None
-        last = self._last_offered.get(context, -1)
-        target = next((s for s in candidates if s.index > last), candidates[0])
-        self._last_offered[context] = target.index
-        return target
+        return self.core.in_turn("message", context, candidates)
 
     # -- what the control plane reads ------------------------------------------------------------------------
 

@@ -294,7 +294,8 @@ class EmulatorCore:
         self._id_prefix = str(uuid.uuid4())[:24]
         self._id_counter = 0
         self._credential_key = os.urandom(32)
-        self._last_offered: dict[str, int] = {}
+        self._last_offered: dict[tuple[str, str], int] = {}
+        """By (kind, context): the index of the session the last one went to."""
         self._ring_outs: Outbox[InboundCall] = Outbox()
         self._timers: Outbox[Callable[[], None]] = Outbox()
         self.calls = CallControl(self)
@@ -789,11 +790,8 @@ class EmulatorCore:
         if target is not None:
             self._offer(call, target)
             return call
-        candidates = self._receivers(context, call)
-        if candidates:
-            last = self._last_offered.get(context, -1)
-            target = next((s for s in candidates if s.index > last), candidates[0])
-            self._last_offered[context] = target.index
+        target = self.in_turn("call", context, self._receivers(context, call))
+        if target is not None:
             self._offer(call, target)
         else:
             self.log(f"offered call {call_id}: no session receives on {clip(context)}")
@@ -823,6 +821,16 @@ class EmulatorCore:
             self._schedule_ring_out(call)  # offer_call's calls ring out on their own schedule already
         self.log(f"session {session.index} passed call {clip(call_id)}: offered to {_offered_to(target)}")
         return result(fid, {"code": "200", "message": PASSING_MESSAGE, "call_id": call_id})
+
+    def in_turn(self, kind: str, context: str, candidates: list[Session]) -> Session | None:
+        """Whose turn it is among ``candidates`` (oldest first) for the next ``kind`` ("call", "message") on
+        ``context``: round robin, each kind taking its own turns; None when there is no candidate."""
+        if not candidates:
+            return None
+        last = self._last_offered.get((kind, context), -1)
+        target = next((s for s in candidates if s.index > last), candidates[0])
+        self._last_offered[(kind, context)] = target.index
+        return target
 
     def _receivers(self, context: str, call: InboundCall) -> list[Session]:
         """The connected sessions on ``context`` that have not been offered ``call``, oldest first."""
