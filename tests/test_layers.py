@@ -23,7 +23,7 @@ VIEWS = ("relay_cli.views",)
 EMULATOR_CORE = tuple(
     f"relay_cli.emulator.{m}"
     for m in (
-        *("sessions", "methods", "outbox", "journal", "flows", "farends", "audio"),
+        *("sessions", "methods", "outbox", "journal", "flows", "farends", "media"),
         *("calls", "verbs", "messages", "scenarios", "control", "playback"),
     )
 )  # sans-I/O: unit-tested without a socket

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -109,6 +111,56 @@ def test_an_ivr_answers_plays_collects_digits_records_connects_an_agent_and_hang
     assert seen["recorded"]["url"].endswith(".wav")
     assert seen["agent"] == AGENT
     assert seen["ended"] == "hangup"
+
+
+def test_a_fax_received_from_a_fax_machine_has_a_document_the_app_can_download(tls: ssl.SSLContext) -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with Emulator(mode="app", speed=SPEED, ssl=tls, ping_interval=0, control_port=0) as emu:
+            port = emu.url.rsplit(":", 1)[1]
+            client = RelayClient(project="proj", token="secret-token", host=f"127.0.0.1:{port}", contexts=["default"])
+            done = asyncio.get_running_loop().create_future()
+
+            async def app(call: Call) -> None:
+                try:
+                    await call.answer()
+                    fax = await call.receive_fax()
+                    seen["fax"] = (await fax.wait()).params["fax"]
+                    await call.hangup()
+                    done.set_result(None)
+                except Exception as exc:
+                    done.set_exception(exc)
+
+            await client.connect()
+            try:
+                client.on_call(app)
+                emu.core.calls.start_inbound(
+                    context="default", from_number="+15557770000", to_number=OWN, caller=FarEnd(fax=True)
+                )
+                await done
+            finally:
+                await client.disconnect()
+            document = seen["fax"]["params"]["document"]
+            seen["download"] = await asyncio.to_thread(_get, document)
+            seen["missing"] = await asyncio.to_thread(_get, f"{emu.control_url}/relay/faxes/nope.pdf")
+
+    run(main)
+    params = seen["fax"]["params"]
+    assert seen["fax"]["type"] == "finished" and params["success"] is True and params["pages"] == 1
+    assert params["document"].endswith(".pdf") and params["direction"] == "receive"
+    status, kind, body = seen["download"]
+    assert (status, kind) == (200, "application/pdf") and body.startswith(b"%PDF-1.4\n") and b"/Count 1" in body
+    assert seen["missing"][:2] == (404, "application/json") and b"no such fax: nope" in seen["missing"][2]
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    """A plain HTTP GET, as an app downloads a media URL: the status, the content type and the body."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (a loopback URL the test made)
+            return response.status, response.headers.get_content_type(), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get_content_type(), exc.read()
 
 
 def test_a_dial_to_a_busy_number_raises_and_one_to_a_number_that_answers_returns_the_answered_call(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relay_cli.emulator.farends import FarEnd
 from relay_cli.lifecycles import ANSWERED, CALL, ENDED
@@ -49,7 +49,8 @@ MAX_CALLS = 10_000
 MAX_ACTIONS = 1000
 """Actions one call may have running at once; starting one more forgets the oldest."""
 MAX_RECORDINGS = 1024
-"""Recordings whose audio the control plane can still hand out."""
+"""Recordings whose audio, and received faxes whose document, the control plane can still hand out (each)."""
+T = TypeVar("T")
 EVENT_GAP = 0.05
 """Simulated seconds from a verb's result to the first event it causes, and between steps of one change."""
 MIN_GAP = 0.001
@@ -202,6 +203,7 @@ class CallControl:
         self._calls: OrderedDict[str, Call] = OrderedDict()
         self._answered: set[str] = set()
         self._recordings: OrderedDict[str, float] = OrderedDict()
+        self._faxes: OrderedDict[str, int] = OrderedDict()
         self._rng = random.Random(core.seed)
         self._callers = 0
         """Generation of the ``--callers`` stream: starting or stopping one makes the old one stop."""
@@ -553,9 +555,20 @@ class CallControl:
 
     def keep_recording(self, rec_id: str, duration: float) -> None:
         """The recording is done: its audio (``duration`` seconds) can be fetched now."""
-        self._recordings[rec_id] = duration
-        if len(self._recordings) > MAX_RECORDINGS:
-            self._recordings.popitem(last=False)
+        _keep(self._recordings, rec_id, duration)
+
+    def new_fax(self) -> tuple[str, str]:
+        """An id for a fax about to be received, and the URL the control plane will serve its document at."""
+        fax_id = self.new_id()
+        return fax_id, f"{self.core.control_url}/relay/faxes/{fax_id}.pdf"
+
+    def keep_fax(self, fax_id: str, pages: int) -> None:
+        """The fax is received: its document (``pages`` pages) can be fetched now."""
+        _keep(self._faxes, fax_id, pages)
+
+    def fax(self, fax_id: str) -> int | None:
+        """The page count of a fax ``calling.receive_fax`` received, if still kept."""
+        return self._faxes.get(fax_id)
 
     def own(self, leg: Call, owner: Session) -> None:
         """``owner`` dialled ``leg``: its app controls it."""
@@ -621,6 +634,13 @@ class CallControl:
             "end_reason": call.end_reason,
             "session_id": session.sessionid if session is not None else None,
         }
+
+
+def _keep(files: OrderedDict[str, T], file_id: str, value: T) -> None:
+    """Keep what a file served by the control plane is made from; the oldest go past :data:`MAX_RECORDINGS`."""
+    files[file_id] = value
+    if len(files) > MAX_RECORDINGS:
+        files.popitem(last=False)
 
 
 def _timeout(device: dict[str, Any]) -> float:

@@ -1,13 +1,13 @@
 """The control plane's routes without I/O: a request's method, target and body in, a status and a body out.
 
 The routes are SignalWire ``mock_relay``'s (EMULATOR.md section 6) under ``/__mock__/``, plus the project's own
-under ``/relay/``: calls and messages from far ends, the far-end rules, recordings. What needs the network or
-the clock of an event loop (writing a pushed frame, sleeping, waiting for a frame from the app) is asked of a
+under ``/relay/``: calls and messages from far ends, the far-end rules, recordings and faxes. What needs the network
+or the clock of an event loop (writing a pushed frame, sleeping, waiting for a frame from the app) is asked of a
 :class:`Wire`, which the server implements; the routes are coroutines only so they can wait on it.
 
-Every answer is JSON but a recording's WAV. Bad input is a 400 whose ``error`` says what is wrong; an unknown
-path a 404, a known path with the wrong method a 405; a bug a 500 with its exception's name, logged, never a
-traceback.
+Every answer is JSON but a recording's WAV and a fax's PDF. Bad input is a 400 whose ``error`` says what is wrong;
+an unknown path a 404, a known path with the wrong method a 405; a bug a 500 with its exception's name, logged,
+never a traceback.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from relay_cli.emulator.audio import wav
 from relay_cli.emulator.farends import FarEndError, parse_far_end, parse_far_ends
+from relay_cli.emulator.media import pdf, wav
 from relay_cli.emulator.scenarios import (
     MAX_DELAY_MS,
     ScenarioError,
@@ -40,6 +40,7 @@ __all__ = ["JSON_TYPE", "MAX_STEPS", "WAV_TYPE", "ControlPlane", "RecvWatch", "R
 
 JSON_TYPE = "application/json"
 WAV_TYPE = "audio/wav"
+PDF_TYPE = "application/pdf"
 MAX_STEPS = 1000
 """Steps in one ``scenario_play``."""
 DEFAULT_TIMEOUT_MS = 5000
@@ -309,7 +310,7 @@ class ControlPlane:
             watch.close()
         return json_response(200, {"status": "completed", "steps": len(steps)})
 
-    # -- the project's own: calls, messages, far ends, recordings -------------------------------------------------
+    # -- the project's own: calls, messages, far ends, recordings, faxes ------------------------------------------
 
     async def start_call(self, call: _Call) -> Response:
         core = self.core
@@ -397,6 +398,13 @@ class ControlPlane:
         if seconds is None:
             return json_response(404, {"error": f"no such recording: {call.groups[0][:100]}"})
         return Response(200, wav(seconds), WAV_TYPE)
+
+    async def fax(self, call: _Call) -> Response:
+        fax_id = call.groups[0]
+        pages = self.core.calls.fax(fax_id)
+        if pages is None:
+            return json_response(404, {"error": f"no such fax: {fax_id[:100]}"})
+        return Response(200, pdf(pages, f"relay: fax {fax_id}"), PDF_TYPE)
 
 
 def journal_entries(core: EmulatorCore, session_id: str | None = None) -> list[dict[str, Any]]:
@@ -531,5 +539,6 @@ _TABLE: tuple[tuple[str, dict[str, _Route]], ...] = (
         },
     ),
     ("/relay/recordings/([^/]+)\\.wav", {"GET": ControlPlane.recording}),
+    ("/relay/faxes/([^/]+)\\.pdf", {"GET": ControlPlane.fax}),
 )
 _ROUTES = [(re.compile(path), methods) for path, methods in _TABLE]

@@ -728,13 +728,15 @@ def _fax(direction: str) -> Runner:
         identity, remote = (call.to_number, call.from_number)
         if call.direction != "inbound":
             identity, remote = remote, identity
-        document = p.get("document") if direction == "send" else f"{c.core.control_url}/relay/faxes/{c.new_id()}.pdf"
+        fax_id, document = ("", p.get("document")) if direction == "send" else c.new_fax()
 
         def report(action: Action, ok: bool, text: str) -> None:
             fax = fax_finished(direction, identity, remote, document, ok, text, 1 if ok else 0)
             c.action_event(action, ev, state="finished" if ok else "error", fax=fax)
 
         def done(action: Action) -> None:
+            if fax_id and call.far_end.fax:
+                c.keep_fax(fax_id, 1)
             report(action, call.far_end.fax, "OK" if call.far_end.fax else "No fax machine on the far end")
             c.finish(action)
 
