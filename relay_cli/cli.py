@@ -774,6 +774,15 @@ def serve(
             "--strict", help="With --playback: exit 1 if a request had no match or a recorded one was never asked."
         ),
     ] = False,
+    ignore_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore-param",
+            metavar="[METHOD:]NAME",
+            help="With --playback: match requests whatever this param holds (text: at any depth of every request;"
+            " calling.play:text: of calling.play only). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Run a local RELAY for apps: call-control verbs, virtual far ends, a control plane; every frame shown.
 
@@ -788,6 +797,7 @@ def serve(
       relay serve --scripted --port 0 --control-port 0 -o json   # for a test suite written against mock_relay
       relay serve --record session.jsonl                  # frames both ways kept; relay replay shows its events
       relay serve --playback prod.jsonl --strict          # answer the app as recorded; exit 1 if it did otherwise
+      relay serve --playback prod.jsonl --ignore-param text   # however the prompts are worded now
     """
     import ssl
 
@@ -809,6 +819,16 @@ def serve(
         raise UsageError("--callers places calls of its own: --playback plays the recorded ones")
     if strict and playback is None:
         raise UsageError("--strict checks a playback: it goes with --playback")
+    ignored: dict[str, frozenset[str]] = {}
+    if ignore_param:
+        from relay_cli.emulator.playback import ignored_params
+
+        if playback is None:
+            raise UsageError("--ignore-param loosens a playback's matching: it goes with --playback")
+        try:
+            ignored = ignored_params(ignore_param)
+        except ValueError as exc:
+            raise UsageError(f"--ignore-param {exc}") from None
     cport = _control_port(port, control_port)
     shown = _frame_format(term, fmt, quiet=quiet, verbose=verbose)
     tls = None
@@ -866,6 +886,8 @@ def serve(
     )
     if rules is not None:
         emulator.core.far_ends = rules
+    if emulator.playback is not None:
+        emulator.playback.ignored = ignored
     recording = FrameRecorder(record) if record else None
     printer = None
     if shown is not FrameFormat.none:

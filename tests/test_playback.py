@@ -19,7 +19,7 @@ from tls import certificate, server_context
 from websockets.asyncio.client import connect as dial
 
 from relay_cli.emulator import Emulator
-from relay_cli.emulator.playback import NO_MATCH, Playback, PlaybackError, Recording
+from relay_cli.emulator.playback import NO_MATCH, Playback, PlaybackError, Recording, ignored_params
 from relay_cli.emulator.sessions import EmulatorCore, Peer
 from relay_cli.pipeline.recording import FrameRecorder, close_line, frame_line
 from relay_cli.protocol import (
@@ -173,6 +173,54 @@ def test_a_request_gets_the_recorded_result_with_the_apps_ids_and_its_events_fol
         if frame.get("method") == "signalwire.event":
             h.core.receive(h.app, orjson.dumps(ack(frame["id"])))
     assert not session.unacked
+
+
+def _play_with(text: str, h: Harness) -> dict[str, Any] | None:
+    tts = [{"type": "tts", "params": {"text": text}}]
+    return h.ask("calling.play", "p-1", call_id=CALL, node_id=NODE, control_id="ctl-app", play=tts)
+
+
+def _recorded_play(**extra: Any) -> Recording:
+    tts = [{"type": "tts", "params": {"text": "Press 1 for sales"}}]
+    return recording(
+        connect(),
+        asked(T0 + 1, "r-1", "calling.play", call_id=CALL, node_id=NODE, control_id="ctl-rec", play=tts, **extra),
+        answered(T0 + 1, "r-1", call_id=CALL, control_id="ctl-rec"),
+    )
+
+
+@pytest.mark.parametrize("spec", ["text", "calling.play:text"])
+def test_an_ignored_param_matches_whatever_it_holds_at_any_depth(spec: str) -> None:
+    h = Harness(_recorded_play())
+    h.playback.ignored = ignored_params([spec])
+    reply = _play_with("Press 1 for sales, 2 for support", h)
+    assert reply is not None and reply["result"]["control_id"] == "ctl-app"
+
+
+def test_an_ignored_param_may_be_missing_or_extra_and_other_params_still_count() -> None:
+    h = Harness(_recorded_play(volume=3))
+    h.playback.ignored = ignored_params(["volume"])
+    matched = _play_with("Press 1 for sales", h)  # recorded with a volume, asked without
+    assert matched is not None and "result" in matched
+    h = Harness(_recorded_play())
+    h.playback.ignored = ignored_params(["volume"])
+    reply = h.ask("calling.play", "p-1", call_id=CALL, node_id=NODE, control_id="c", volume=9, play=[{"t": 2}])
+    assert reply is not None and reply["error"]["code"] == NO_MATCH  # play still compared
+    assert reply["error"]["message"].endswith('params.play[0].type is missing, recorded "tts"')
+
+
+def test_a_param_ignored_in_one_method_still_counts_in_another() -> None:
+    h = Harness(_recorded_play())
+    h.playback.ignored = ignored_params(["calling.record:text"])
+    reply = _play_with("Something else", h)
+    assert reply is not None and reply["error"]["code"] == NO_MATCH
+    assert reply["error"]["data"]["param"] == "params.play[0].params.text"
+
+
+@pytest.mark.parametrize("spec", ["", ":text", "calling.play:", "a:b:c", "my text"])
+def test_an_ignore_spec_that_names_no_param_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="give a param name"):
+        ignored_params([spec])
 
 
 def test_an_inbound_call_starts_at_its_recorded_time_divided_by_speed() -> None:
@@ -502,6 +550,15 @@ START = re.compile(r"^relay: RELAY emulator on (ws://\S+) \(control plane on htt
     [
         (["--strict"], "relay: --strict checks a playback: it goes with --playback"),
         (
+            ["--ignore-param", "text"],
+            "relay: --ignore-param loosens a playback's matching: it goes with --playback",
+        ),
+        (
+            ["--playback", "x.jsonl", "--ignore-param", "calling.play:"],
+            "relay: --ignore-param 'calling.play:': give a param name (text) or a method and a param name"
+            " (calling.play:text)",
+        ),
+        (
             ["--playback", "x.jsonl", "--demo"],
             "relay: --playback answers the app from a recording: it goes with none of --demo, --scripted, --replay,"
             " --far-ends",
@@ -553,9 +610,13 @@ async def play_to_a_client(url: str, play_text: str) -> dict[str, Any]:
                 return reply
 
 
-@pytest.mark.parametrize(("strict", "play_text", "code"), [(True, "as recorded", 130), (True, "changed", 1)])
+@pytest.mark.parametrize(
+    ("strict", "play_text", "code", "ignore"),
+    [(True, "as recorded", 130, ()), (True, "changed", 1, ()), (True, "changed", 130, ("--ignore-param", "t"))],
+    ids=["as-recorded", "changed", "changed-but-ignored"],
+)
 def test_relay_serve_plays_a_recording_and_strict_fails_when_the_app_did_otherwise(
-    tmp_path: Path, strict: bool, play_text: str, code: int
+    tmp_path: Path, strict: bool, play_text: str, code: int, ignore: tuple[str, ...]
 ) -> None:
     path = tmp_path / "rec.jsonl"
     write(path, answer_and_play())
@@ -571,6 +632,7 @@ def test_relay_serve_plays_a_recording_and_strict_fails_when_the_app_did_otherwi
         "--playback",
         str(path),
         *(["--strict"] if strict else []),
+        *ignore,
     )
     assert proc.stderr is not None
     try:
@@ -582,7 +644,7 @@ def test_relay_serve_plays_a_recording_and_strict_fails_when_the_app_did_otherwi
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=10)
-    if play_text == "as recorded":
+    if play_text == "as recorded" or ignore:
         assert reply["result"] == {"code": "200", "call_id": CALL, "control_id": "mine"}
         assert "playback: 2 of 2 request(s) matched the recording" in err
     else:

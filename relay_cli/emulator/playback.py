@@ -60,6 +60,7 @@ __all__ = [
     "Recorded",
     "Recording",
     "first_difference",
+    "ignored_params",
 ]
 
 NO_MATCH = -32050
@@ -278,6 +279,8 @@ class Playback:
             self._by_method.setdefault(request.method, []).append(request)
         self._current: Session | None = None
         self._started = False
+        self.ignored: Mapping[str, frozenset[str]] = {}
+        """Params left out of matching (:func:`ignored_params`): key names at any depth, by method ("" for all)."""
         core.methods = {m: h for m, h in METHODS.items() if m in HOUSEKEEPING}
         core.fallback = self.answer
         core.after_connect.append(self.connected)
@@ -342,9 +345,10 @@ class Playback:
                 method, "none left", f"{method}: no recorded {method} request left (all {len(candidates)} answered)"
             )
         closest: tuple[Recorded, str] | None = None
+        ignored = self.ignored.get("", frozenset()) | self.ignored.get(method, frozenset())
         for recorded in left:
             binding: dict[str, str] = {}
-            diff = first_difference(params, recorded.params, self.bound, self._taken, binding)
+            diff = first_difference(params, recorded.params, self.bound, self._taken, binding, ignored=ignored)
             if diff is None:
                 recorded.asked = True
                 for old, new in binding.items():
@@ -432,12 +436,17 @@ def first_difference(
     taken: Mapping[str, str],
     binding: dict[str, str],
     path: str = "params",
+    *,
+    ignored: frozenset[str] = frozenset(),
 ) -> str | None:
     """None when the app's ``app`` matches the recorded ``recorded``, else the first difference: ``"PATH is X,
     recorded Y"``. Under an :data:`APP_IDS` key a recorded id already ``bound`` must be the app's counterpart; a
-    fresh one binds (into ``binding``) to the app's, unless the app's is ``taken`` by another recorded id."""
+    fresh one binds (into ``binding``) to the app's, unless the app's is ``taken`` by another recorded id. Keys in
+    ``ignored`` are not compared, at any depth: either side may hold them or not."""
     if isinstance(recorded, dict) and isinstance(app, dict):
         for key, want in recorded.items():
+            if key in ignored:
+                continue
             where = f"{path}.{key}"
             if key not in app:
                 return f"{where} is missing, recorded {_shown(want)}"
@@ -447,16 +456,16 @@ def first_difference(
                 if problem:
                     return f"{where} is {_shown(got)}, {problem}"
                 continue
-            diff = first_difference(got, want, bound, taken, binding, where)
+            diff = first_difference(got, want, bound, taken, binding, where, ignored=ignored)
             if diff is not None:
                 return diff
         for key in app:
-            if key not in recorded:
+            if key not in recorded and key not in ignored:
                 return f"{path}.{key} is {_shown(app[key])}, not in the recording"
         return None
     if isinstance(recorded, list) and isinstance(app, list):
         for i, (got, want) in enumerate(zip(app, recorded, strict=False)):
-            diff = first_difference(got, want, bound, taken, binding, f"{path}[{i}]")
+            diff = first_difference(got, want, bound, taken, binding, f"{path}[{i}]", ignored=ignored)
             if diff is not None:
                 return diff
         if len(app) != len(recorded):
@@ -465,6 +474,19 @@ def first_difference(
     if type(app) is type(recorded) and app == recorded:
         return None
     return f"{path} is {_shown(app)}, recorded {_shown(recorded)}"
+
+
+def ignored_params(specs: Iterable[str]) -> dict[str, frozenset[str]]:
+    """What :attr:`Playback.ignored` holds, from ``NAME`` (a param key, ignored in every method's params at any
+    depth: ``text``) or ``METHOD:NAME`` (in that method's only: ``calling.play:text``); ValueError for a spec that
+    is neither."""
+    found: dict[str, set[str]] = {}
+    for spec in specs:
+        method, _, name = spec.rpartition(":")
+        if not name or ":" in method or (spec.count(":") and not method) or any(c.isspace() for c in spec):
+            raise ValueError(f"{spec!r}: give a param name (text) or a method and a param name (calling.play:text)")
+        found.setdefault(method, set()).add(name)
+    return {method: frozenset(names) for method, names in found.items()}
 
 
 def _bind(got: str, want: str, bound: Mapping[str, str], taken: Mapping[str, str], binding: dict[str, str]) -> str:
