@@ -489,6 +489,52 @@ def test_a_failed_dial_is_told_after_its_legs_end_however_late_the_timers_run(la
     assert [number for number, what in got if what == "ended"] == [BUSY, SILENT]
 
 
+def _ended(events: list[Frame]) -> list[tuple[str, str]]:
+    return [(e["call_id"], e["end_reason"]) for e in events if e.get("call_state") == "ended"]
+
+
+def test_an_answer_with_max_duration_ends_the_call_that_many_minutes_on() -> None:
+    rig = Rig()
+    rig.ok("calling.answer", max_duration=2)
+    rig.run(119)
+    assert _ended(rig.events()) == []
+    rig.run(2)
+    assert _ended(rig.events()) == [(rig.call_id, "max_duration")]
+
+
+def test_a_dialled_call_with_max_duration_ends_when_it_is_reached() -> None:
+    rig = Rig()
+    rig.verb("calling.dial", tag="t-1", devices=[[phone(AGENT)]], max_duration=1)
+    rig.run(10)
+    [winner] = [e["call"]["call_id"] for e in rig.events() if e.get("dial_state") == "answered"]
+    rig.run(60)
+    assert [e for e in _ended(rig.events()) if e[0] != rig.call_id] == [(winner, "max_duration")]  # ours rang out
+
+
+def test_a_connect_with_max_duration_ends_the_peer_leg_and_the_call_carries_on() -> None:
+    rig = Rig().answered()
+    rig.ok("calling.connect", devices=[[phone(AGENT)]], max_duration=1)
+    rig.run(10)
+    [peer] = [e["peer"]["call_id"] for e in rig.events() if e.get("connect_state") == "connected"]
+    rig.run(61)
+    got = rig.events()
+    assert _ended(got) == [(peer, "max_duration")]
+    assert [e["connect_state"] for e in got if e["event_type"] == "calling.call.connect"] == ["disconnected"]
+    assert rig.emu.calls.status(rig.call_id)["state"] == "answered"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("value", ["5", -1, -0.5, True, [1]])
+@pytest.mark.parametrize("method", ["calling.answer", "calling.dial", "calling.connect"])
+def test_a_max_duration_that_is_no_positive_number_is_invalid_params(method: str, value: Any) -> None:
+    rig = Rig()
+    params: dict[str, Any] = {"max_duration": value}
+    if method != "calling.answer":
+        params.update(tag="t-1", devices=[[phone(AGENT)]])
+    reply = rig.verb(method, **params)
+    assert reply["error"]["code"] == INVALID_PARAMS
+    assert reply["error"]["message"] == "Invalid params: max_duration must be a positive number of minutes"
+
+
 # -- results and errors ------------------------------------------------------------------------------------------
 
 

@@ -41,6 +41,8 @@ CREATED, RINGING, _, ENDING, _ = CALL.states
 DIAL_EVENT = "calling.call.dial"
 CONNECT_EVENT = "calling.call.connect"
 NOT_FOUND, GONE = "404", "410"
+MAX_DURATION = "max_duration"
+"""The end reason of a call that reached its ``max_duration`` (PROTOCOL.md section 9)."""
 CONFLICT = "409"
 """Result code for a call another client controls (the demo traffic's own calls)."""
 
@@ -368,6 +370,11 @@ class CallControl:
         after = call.far_end.hangup_after
         if after is not None:
             self.later(after, lambda: self.end(call, "hangup") if call.live else None)
+
+    def limit(self, call: Call, minutes: float | None) -> None:
+        """A verb's ``max_duration``: the answered call ends ``minutes`` simulated minutes on (``max_duration``)."""
+        if minutes:
+            self.later(minutes * 60, lambda: self.end(call, MAX_DURATION) if call.live else None)
 
     def start_action(self, call: Call, control_id: str, kind: str, on_end: Callable[[Action, str], None]) -> Action:
         old = call.actions.get(control_id)

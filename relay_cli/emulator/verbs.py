@@ -10,6 +10,7 @@ result, timed in simulated seconds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -171,11 +172,12 @@ def _dial(core: EmulatorCore, req: Request) -> dict[str, Any]:
         return error(req.id, INVALID_PARAMS, problem, INVALID_DATA)
     control = core.calls
     try:
+        minutes = _max_duration(params)
         groups = _legs(control, params["devices"], None, req.session, params["tag"])
     except Invalid as exc:
         return error(req.id, INVALID_PARAMS, str(exc), INVALID_DATA)
     if core.mode != "scripted":
-        _dial_legs(control, groups, params["tag"])
+        _dial_legs(control, groups, params["tag"], minutes)
     return result(req.id, {"code": "200", "message": "Dialing"})
 
 
@@ -197,7 +199,19 @@ def _pass(core: EmulatorCore, req: Request) -> dict[str, Any]:
 
 
 def _answer(c: CallControl, call: Call, p: dict[str, Any]) -> None:
+    minutes = _max_duration(p)
     c.answer(call)
+    c.limit(call, minutes)
+
+
+def _max_duration(p: dict[str, Any]) -> float | None:
+    """A verb's ``max_duration`` in minutes (as the SDK documents it); None or 0: no limit."""
+    value = p.get("max_duration")
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise Invalid("Invalid params: max_duration must be a positive number of minutes")
+    return float(value)
 
 
 def _end(c: CallControl, call: Call, p: dict[str, Any]) -> None:
@@ -516,6 +530,7 @@ def _connect(c: CallControl, call: Call, p: dict[str, Any]) -> dict[str, Any] | 
     if call.bridge is not None or (call.ringing is not None and not call.ringing.cancelled):
         return {"code": CONFLICT, "message": "Call is already connected or connecting"}
     tag = p.get("tag") if isinstance(p.get("tag"), str) else ""
+    minutes = _max_duration(p)
     groups = _legs(c, p["devices"], call, call.session, tag or "")
     ev = "calling.call.connect"
 
@@ -523,6 +538,7 @@ def _connect(c: CallControl, call: Call, p: dict[str, Any]) -> dict[str, Any] | 
         if not call.live:
             c.end(leg, "hangup")
             return
+        c.limit(leg, minutes)  # the bridged leg: at its end the call is disconnected and carries on
         call.bridge, leg.bridge = leg, call
         c.call_event(call, ev, connect_state="connected", peer=leg.peer_info())
 
@@ -539,7 +555,7 @@ def _connect(c: CallControl, call: Call, p: dict[str, Any]) -> dict[str, Any] | 
     return None
 
 
-def _dial_legs(c: CallControl, groups: list[list[Call]], tag: str) -> None:
+def _dial_legs(c: CallControl, groups: list[list[Call]], tag: str, minutes: float | None) -> None:
     node = c.core.node_id
     dialing = False
 
@@ -550,6 +566,7 @@ def _dial_legs(c: CallControl, groups: list[list[Call]], tag: str) -> None:
             c.event(leg, DIAL_EVENT, {"tag": tag, "node_id": node, "dial_state": "dialing"})
 
     def answered(leg: Call) -> None:
+        c.limit(leg, minutes)
         winner = {"call_id": leg.call_id, "node_id": leg.node_id, "tag": tag, "device": leg.device, "dial_winner": True}
         c.event(leg, DIAL_EVENT, {"tag": tag, "node_id": node, "dial_state": "answered", "call": winner})
 
