@@ -337,6 +337,33 @@ def test_collect_with_partial_results_reports_a_partial_then_the_final_result() 
     assert final["result"]["params"]["text"] == CALLER.say
 
 
+@pytest.mark.parametrize("partial", [False, True])
+@pytest.mark.parametrize("method", ["calling.collect", "calling.play_and_collect"])
+def test_a_continuous_collect_goes_on_after_a_result_until_stopped(method: str, partial: bool) -> None:
+    rig = Rig().answered()
+    spec = {"speech": {}, "continuous": True, "partial_results": partial}
+    params: Frame = {"collect": spec, "play": TTS} if method == "calling.play_and_collect" else spec
+    rig.ok(method, control_id="c-1", **params)
+    rig.run(30)
+    heard = [(e["state"], e["final"], e["result"]["params"]["text"]) for e in rig.events("calling.call.collect")]
+    whole = ("collecting", True, CALLER.say)
+    assert heard == ([("collecting", False, CALLER.say[: len(CALLER.say) // 2])] if partial else []) + [whole]
+    assert rig.ok(f"{method}.stop", control_id="c-1")["code"] == "200"  # still running: not a 404
+    rig.run(0.1)
+    [end] = rig.events("calling.call.collect")
+    assert (end["state"], end["final"], end["result"]["params"]["text"]) == ("finished", True, CALLER.say)
+
+
+def test_a_continuous_collect_ends_with_the_call_and_one_that_heard_nothing_says_no_input() -> None:
+    rig = Rig(caller=FarEnd(press="", say="")).answered()
+    rig.ok("calling.collect", control_id="c-1", digits={}, continuous=True, initial_timeout=1)
+    rig.run(3)
+    assert [e["result"] for e in rig.events("calling.call.collect")] == [{"type": "no_input"}]
+    rig.ok("calling.end")
+    rig.run(1)
+    assert [e["state"] for e in rig.events("calling.call.collect")] == ["finished"]
+
+
 def test_collect_waiting_for_input_timers_starts_them_on_request_and_stop_ends_it() -> None:
     rig = Rig(caller=FarEnd(press="", say="")).answered()
     rig.ok("calling.collect", control_id="c-1", digits={}, start_input_timers=False, initial_timeout=1)

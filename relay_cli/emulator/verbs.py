@@ -383,11 +383,18 @@ def far_end_input(fe: FarEnd, digits: Any, speech: Any, initial: float) -> tuple
     return initial, {"type": "no_input"}
 
 
-def _collected(c: CallControl, action: Action, res: dict[str, Any], partial: bool) -> None:
+def _collected(c: CallControl, action: Action, res: dict[str, Any], partial: bool, continuous: bool) -> None:
+    """The far end's input: its result (a speech guess first, with ``partial``). A ``continuous`` collect goes on
+    listening, its result marked ``final`` (that result is whole), until it is stopped or the call ends."""
     if partial and res["type"] == "speech":
         text = res["params"]["text"]
         guess = {"type": "speech", "params": {"text": text[: max(1, len(text) // 2)], "confidence": 40.0}}
         c.action_event(action, _COLLECT, state="collecting", final=False, result=guess)
+    if continuous:
+        action.data["result"] = res
+        c.action_event(action, _COLLECT, state="collecting", final=True, result=res)
+        return
+    if partial and res["type"] == "speech":
         c.action_event(action, _COLLECT, state="finished", final=True, result=res)
     else:
         c.action_event(action, _COLLECT, result=res)
@@ -398,7 +405,11 @@ def _collect_end(c: CallControl) -> Callable[[Action, str], None]:
     def end(action: Action, why: str) -> None:
         if action.state in ("playing", "paused"):
             c.action_event(action, _PLAY, state="finished")
-        c.action_event(action, _COLLECT, state="finished", result={"type": "no_input"})
+        last = action.data.get("result")
+        if last is not None:  # a continuous collect that heard something: its last result, now the final one
+            c.action_event(action, _COLLECT, state="finished", final=True, result=last)
+        else:
+            c.action_event(action, _COLLECT, state="finished", result={"type": "no_input"})
 
     return end
 
@@ -408,8 +419,8 @@ def _collect(c: CallControl, call: Call, p: dict[str, Any]) -> None:
     delay, res = far_end_input(call.far_end, p.get("digits"), p.get("speech"), initial)
     action = c.start_action(call, p["control_id"], "collect", _collect_end(c))
     action.state = "collecting"
-    partial = p.get("partial_results") is True
-    step = lambda a: _collected(c, a, res, partial)  # noqa: E731
+    partial, continuous = p.get("partial_results") is True, p.get("continuous") is True
+    step = lambda a: _collected(c, a, res, partial, continuous)  # noqa: E731
     if res["type"] == "no_input" and p.get("start_input_timers") is False:
         action.data["waiting"] = (delay, step)
         return
@@ -427,7 +438,7 @@ def _play_and_collect(c: CallControl, call: Call, p: dict[str, Any]) -> None:
     spec = p["collect"]
     initial = _num(spec.get("initial_timeout"), NO_INPUT)
     delay, res = far_end_input(call.far_end, spec.get("digits"), spec.get("speech"), initial)
-    partial = spec.get("partial_results") is True
+    partial, continuous = spec.get("partial_results") is True, spec.get("continuous") is True
 
     def start(action: Action) -> None:
         if bad:
@@ -442,7 +453,7 @@ def _play_and_collect(c: CallControl, call: Call, p: dict[str, Any]) -> None:
     def prompted(action: Action) -> None:
         action.state = "collecting"
         c.action_event(action, _PLAY, state="finished")
-        c.timer(action, delay, lambda a: _collected(c, a, res, partial))
+        c.timer(action, delay, lambda a: _collected(c, a, res, partial, continuous))
 
     c.timer(c.start_action(call, p["control_id"], "play_and_collect", _collect_end(c)), EVENT_GAP, start)
 
