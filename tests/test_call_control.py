@@ -252,13 +252,29 @@ def test_play_pause_resume_volume_and_stop_act_on_the_running_play() -> None:
     assert gone == {"code": "404", "message": "Action not found", "call_id": rig.call_id, "control_id": "p-1"}
 
 
-def test_unusable_media_is_a_play_error_and_a_calling_error() -> None:
+@pytest.mark.parametrize(
+    ("media", "why"),
+    [
+        ({"type": "video", "params": {}}, "play[0]: type must be one of audio, tts, silence, ringtone"),
+        ({"type": "audio", "params": {"url": "not a url"}}, "play[0]: audio params.url must be an http(s) URL"),
+        ({"type": "audio", "params": {"url": "ftp://example.com/a.mp3"}}, "play[0]: audio params.url must be"),
+        ({"type": "audio", "params": {"url": "https://"}}, "play[0]: audio params.url must be"),
+    ],
+)
+def test_unusable_media_is_a_play_error_and_a_calling_error(media: Frame, why: str) -> None:
     rig = Rig().answered()
-    rig.ok("calling.play", control_id="p-1", play=[{"type": "video", "params": {}}])
+    rig.ok("calling.play", control_id="p-1", play=[media])
     rig.run(0.1)
     got = rig.events()
     assert [(e["event_type"], e.get("state")) for e in got] == [("calling.call.play", "error"), ("calling.error", None)]
-    assert got[1]["code"] == "400" and "play[0]" in got[1]["message"]
+    assert got[1]["code"] == "400" and why in got[1]["message"]
+
+
+def test_audio_from_an_http_url_plays() -> None:
+    rig = Rig().answered()
+    rig.ok("calling.play", control_id="p-1", play=[{"type": "audio", "params": {"url": "http://example.com/a.mp3"}}])
+    rig.run(10)
+    assert [e.get("state") for e in rig.events()] == ["playing", "finished"]
 
 
 def test_record_finishes_after_the_far_end_spoke_with_a_url_the_control_plane_serves() -> None:

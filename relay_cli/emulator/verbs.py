@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from relay_cli.emulator.calls import (
     CONFLICT,
@@ -127,8 +128,12 @@ def media_seconds(items: list[Any]) -> tuple[float, str]:
                 return 0.0, f"play[{i}]: tts needs params.text"
             total += speaking_time(text)
         elif kind == "audio":
-            if not isinstance(params.get("url"), str) or not params["url"]:
+            url = params.get("url")
+            if not isinstance(url, str) or not url:
                 return 0.0, f"play[{i}]: audio needs params.url"
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                return 0.0, f"play[{i}]: audio params.url must be an http(s) URL RELAY can fetch, not {url[:100]!r}"
             total += AUDIO_SECONDS
         elif kind == "silence":
             total += _num(params.get("duration"), 1.0)
