@@ -1210,6 +1210,7 @@ def call(
         float | None, typer.Option("--hangup-after", min=0, help="The caller hangs up S seconds after the answer.")
     ] = None,
     machine: Annotated[bool, typer.Option("--machine", help="The caller is an answering machine.")] = False,
+    fax: Annotated[bool, typer.Option("--fax", help="The caller is a fax machine (receive_fax gets its fax).")] = False,
     control: ControlOption = DEFAULT_CONTROL,
     wait: WaitOption = False,
 ) -> None:
@@ -1236,6 +1237,8 @@ def call(
         body["hangup_after"] = hangup_after
     if machine:
         body["machine"] = True
+    if fax:
+        body["fax"] = True
     plane = ControlPlane(_control_url(ctx, control))
     placed = plane.post("/relay/calls", body, what="the call")
     call_id = placed.get("call_id")

@@ -89,7 +89,7 @@ def test_call_sends_the_script_and_prints_the_call_id() -> None:
     with stand_in(plane) as url:
         result = relay(
             "call", "--to", NUMBER, "--from", "+15550001111", "--press", "12#", "--say", "sales",
-            "--hangup-after", "3", "--machine", "-c", "office", "--control", url,
+            "--hangup-after", "3", "--machine", "--fax", "-c", "office", "--control", url,
         )  # fmt: skip
     assert (result.returncode, result.stdout, result.stderr) == (0, "8d19821f-aaaa\n", "")
     assert plane.bodies == [
@@ -101,6 +101,7 @@ def test_call_sends_the_script_and_prints_the_call_id() -> None:
             "say": "sales",
             "hangup_after": 3.0,
             "machine": True,
+            "fax": True,
         }
     ]
 
