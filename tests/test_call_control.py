@@ -532,6 +532,19 @@ def test_a_failed_dial_is_told_after_its_legs_end_however_late_the_timers_run(la
     assert [number for number, what in got if what == "ended"] == [BUSY, SILENT]
 
 
+def test_a_dialled_sip_device_comes_back_as_the_app_gave_it_and_a_phone_names_both_numbers() -> None:
+    rig = Rig()
+    sip = {"type": "sip", "params": {"to": "sip:agent@example.com", "from": "sip:app@example.com"}}
+    rig.verb("calling.dial", tag="t-1", devices=[[sip]])
+    rig.run(10)
+    [created] = [e for e in rig.events() if e.get("call_state") == "created"]
+    assert created["device"] == sip
+    rig.verb("calling.dial", tag="t-2", devices=[[{"type": "phone", "params": {"to_number": AGENT}}]])
+    rig.run(10)
+    [created] = [e for e in rig.events() if e.get("call_state") == "created"]
+    assert created["device"] == {"type": "phone", "params": {"to_number": AGENT, "from_number": ""}}
+
+
 def _ended(events: list[Frame]) -> list[tuple[str, str]]:
     return [(e["call_id"], e["end_reason"]) for e in events if e.get("call_state") == "ended"]
 

@@ -523,7 +523,9 @@ def _legs(c: CallControl, devices: Any, parent: Call | None, owner: Session | No
             own = "" if parent is None else parent.to_number if parent.direction == "inbound" else parent.from_number
             frm = params.get("from_number", params.get("from", own))
             frm = frm if isinstance(frm, str) else own
-            leg_device = {"type": device["type"], "params": {**params, "from_number": frm, "to_number": to}}
+            # A phone leg's device names both numbers; any other (sip: {to, from}) comes back as the app gave it.
+            shown = {**params, "from_number": frm, "to_number": to} if device["type"] == "phone" else dict(params)
+            leg_device = {"type": device["type"], "params": shown}
             leg = Call(
                 c.new_id(),
                 c.core.node_id,
