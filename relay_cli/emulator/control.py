@@ -36,7 +36,17 @@ from relay_cli.protocol import APP_TO_RELAY, Kind, redact
 if TYPE_CHECKING:
     from relay_cli.emulator.sessions import EmulatorCore
 
-__all__ = ["JSON_TYPE", "MAX_STEPS", "WAV_TYPE", "ControlPlane", "RecvWatch", "Response", "Wire", "json_response"]
+__all__ = [
+    "JSON_TYPE",
+    "MAX_STEPS",
+    "PDF_TYPE",
+    "WAV_TYPE",
+    "ControlPlane",
+    "RecvWatch",
+    "Response",
+    "Wire",
+    "json_response",
+]
 
 JSON_TYPE = "application/json"
 WAV_TYPE = "audio/wav"

@@ -3,8 +3,8 @@ speech pipeline or PDF reader opens them as it would RELAY's.
 
 A ``calling.call.record`` event's ``url`` points at the control plane, which answers with :func:`wav` of the
 recording's duration: 8 kHz mono 16-bit PCM (what telephony records), a quiet 440 Hz tone so it is audibly not
-empty. A received fax's ``document`` is :func:`pdf`: one page of text a page faxed. Sizes are capped: a URL must
-never make the emulator build a huge file.
+empty. A received fax's ``document`` is :func:`pdf`: a page of text for each page faxed. Sizes are capped: a URL
+must never make the emulator build a huge file.
 """
 
 from __future__ import annotations
