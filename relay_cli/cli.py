@@ -1683,5 +1683,36 @@ def _progress(term: Terminal, logs: list[str], *, enabled: bool) -> Iterator[Cal
 
 
 def main() -> None:
-    """The console script: run the app with the documented exit codes."""
-    app(prog_name="relay")
+    """The console script: run the app with the documented exit codes. Around the commands too, nothing becomes a
+    traceback: a standard stream the caller closed (``>&-``) is /dev/null, an absurd ``COLUMNS`` is capped, and a
+    stdout that cannot be written (a full disk) is one line and exit 1."""
+    import sys
+
+    _standard_streams()
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > _MAX_COLUMNS:  # rich and click would build lines that wide
+        os.environ["COLUMNS"] = str(_MAX_COLUMNS)
+    try:
+        app(prog_name="relay")
+    except OSError as exc:  # from help or a command's output: click passes on all but a closed pipe
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more can be written there, at exit either
+        where = f"{exc.filename}" if exc.filename else "stdout"
+        sys.stderr.write(f"relay: cannot write to {where}: {exc.strerror or exc}\n")
+        raise SystemExit(ExitCode.FAILURE) from None
+
+
+_MAX_COLUMNS = 1000
+
+
+def _standard_streams() -> None:
+    """Give a standard stream the caller closed (``relay ... >&-``, ``<&-``) /dev/null in its place: read, it is
+    empty; written, the output goes nowhere, as to a reader that left."""
+    import sys
+
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - the process's own, never closed

@@ -309,6 +309,8 @@ async def _serve(
         task.uncancel()
         status("emulator stopped")
         return ended["code"]
+    except UnicodeError:  # a host name no resolver takes (an empty or too long label)
+        raise RelayError(f"cannot listen on {emulator.host[:100]!r}: not a valid host name") from None
     except OSError as exc:
         control = getattr(emulator, "control_port", None)
         plane = " (the control plane)" if control and f", {control})" in (exc.strerror or str(exc)) else ""
@@ -489,6 +491,8 @@ async def _proxy(proxy: Proxy, watch: ProxyWatch, started: Callable[[], None]) -
             raise
         task.uncancel()
         return ended["code"]
+    except UnicodeError:  # a host name no resolver takes (an empty or too long label)
+        raise RelayError(f"cannot listen on {proxy.host[:100]!r}: not a valid host name") from None
     except OSError as exc:
         raise RelayError(f"cannot listen on {proxy.host}:{proxy.port}: {_unbound(exc)}") from None
     finally:
@@ -557,7 +561,7 @@ class ControlPlane:
             raise RelayError(f"no relay serve control plane at {self.url}: connection refused") from None
         except TimeoutError:
             raise RelayError(f"no answer from {self.url} within {self.timeout:g} s") from None
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, UnicodeError) as exc:  # UnicodeError: a host no resolver takes
             why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise RelayError(f"no relay serve control plane at {self.url}: {why}") from None
         finally:

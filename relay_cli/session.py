@@ -145,20 +145,17 @@ def endpoint_url(*, url: str | None = None, host: str | None = None) -> str:
     """The WebSocket URL to dial: ``url`` as given, else ``wss://`` and the space host, with no path.
 
     Plain ``ws://`` is refused unless it points at this machine: credentials must not cross a network
-    in clear text.
+    in clear text. A port out of range or a host name no resolver takes (an empty or over-long label) is refused
+    here, not met later as an exception.
     """
     if url:
-        try:
-            parts = urlsplit(url)
-            hostname = parts.hostname
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise EndpointError("url", protocol.display_url(url), f" is not a valid URL: {exc}") from None
-        if parts.scheme not in ("ws", "wss") or not hostname:
+        hostname = _dialable("url", protocol.display_url(url), url)
+        scheme = urlsplit(url).scheme
+        if scheme not in ("ws", "wss") or not hostname:
             raise EndpointError(
                 "url", protocol.display_url(url), " must look like wss://HOST[:PORT] or ws://127.0.0.1:PORT"
             )
-        if parts.scheme == "ws" and not _is_loopback(hostname):
+        if scheme == "ws" and not _is_loopback(hostname):
             raise EndpointError(
                 "url", protocol.display_url(url), ": plain ws:// is only allowed to a loopback address; use wss://"
             )
@@ -168,7 +165,31 @@ def endpoint_url(*, url: str | None = None, host: str | None = None) -> str:
         raise EndpointError("host", host, " must be a bare host name such as example.signalwire.com")
     if host.startswith(("ws://", "wss://", "http://", "https://")):
         raise EndpointError("host", host, " must be a bare host name, without a scheme", scheme=True)
+    if not _dialable("host", host, f"wss://{host}"):
+        raise EndpointError("host", host, " must be a bare host name such as example.signalwire.com")
     return f"wss://{host}"
+
+
+def _dialable(param: str, shown: str, url: str) -> str | None:
+    """``url``'s host name once it is one a socket can dial (None when it has none); else EndpointError."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        what = "URL" if param == "url" else "host"
+        raise EndpointError(param, shown, f" is not a valid {what}: {exc}") from None
+    if hostname:
+        try:
+            ipaddress.ip_address(hostname)
+        except ValueError:
+            try:
+                hostname.encode("idna")
+            except UnicodeError:
+                raise EndpointError(
+                    param, shown, " has a host name no resolver takes (an empty or too long label)"
+                ) from None
+    return hostname
 
 
 def is_loopback_url(url: str) -> bool:
