@@ -14,7 +14,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeGuard
 
 import typer
 from typer.core import TyperGroup
@@ -86,6 +86,13 @@ class _Commands(TyperGroup):
             raise typer.Exit(ExitCode.OK) from None
         except Terminated as exc:
             raise typer.Exit(exc.exit_code) from None
+
+
+def _recording(record: str | None) -> TypeGuard[str]:
+    """Whether ``--record`` was given; an empty name (``--record "$UNSET"``) is a usage error, not no recording."""
+    if record is not None and not record.strip():
+        raise UsageError("--record needs a file name: it was given an empty one")
+    return record is not None
 
 
 def _terminal(ctx: typer.Context, **options: Any) -> Terminal:
@@ -455,7 +462,7 @@ def tail(
         term.warn(
             "inbound messages cannot be passed: messages relay receives on a context an app serves do not reach the app"
         )
-    recorder = Recorder(record) if record else None
+    recorder = Recorder(record) if _recording(record) else None
     fmt = term.default_format(fmt)
     kept = "; the recording keeps them" if recorder is not None else ""
     blocked = f"stdout is blocked ({DEFAULT_LIMIT >> 20} MiB unread): events are left out of the display{kept}"
@@ -888,7 +895,7 @@ def serve(
         emulator.core.far_ends = rules
     if emulator.playback is not None:
         emulator.playback.ignored = ignored
-    recording = FrameRecorder(record) if record else None
+    recording = FrameRecorder(record) if _recording(record) else None
     printer = None
     if shown is not FrameFormat.none:
         output = _frame_output(term)
@@ -1128,7 +1135,7 @@ def proxy(
     created = False
     if not plain:
         ca, tls, created = _local_tls(ca_dir, host)
-    recorder = FrameRecorder(record) if record else None
+    recorder = FrameRecorder(record) if _recording(record) else None
     output = None
     if shown is not FrameFormat.none:
         output = _frame_output(term)

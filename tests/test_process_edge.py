@@ -78,3 +78,9 @@ def test_a_huge_columns_is_capped_not_built() -> None:
     result = shell(f"{RELAY} --help", COLUMNS="99999999999")
     assert result.returncode == 0 and "Usage: relay" in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 1000
+
+
+@pytest.mark.parametrize("command", ["tail --demo -n 1", "serve --port 0", "proxy --plain --listen 127.0.0.1:0"])
+def test_an_empty_record_file_name_is_a_usage_error_not_no_recording(command: str) -> None:
+    result = shell(f"{RELAY} {command} --record ''")
+    assert (result.returncode, result.stderr) == (2, "relay: --record needs a file name: it was given an empty one\n")
