@@ -90,15 +90,7 @@ class Running:
     """A ``relay proxy`` subprocess; threads collect its stdout (unless told not to) and stderr, line by line."""
 
     def __init__(self, args: Sequence[str], *, read_stdout: bool = True) -> None:
-        self.proc = subprocess.Popen(
-            _command(*args),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            env=_env(),
-        )
+        self.proc = one_shot(*args)
         self.out: list[str] = []
         self.err: list[str] = []
         assert self.proc.stdout is not None and self.proc.stderr is not None
@@ -185,7 +177,7 @@ def proxying(*args: str, read_stdout: bool = True) -> Iterator[Running]:
 
 
 def one_shot(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """``relay proxy ARGS`` expected to stop by itself (an error): started, not waited for."""
+    """``relay proxy ARGS`` started with stdout and stderr piped, not waited for (a run, or one that ends itself)."""
     return subprocess.Popen(
         _command(*args),
         stdin=subprocess.DEVNULL,
